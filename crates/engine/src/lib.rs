@@ -1,0 +1,24 @@
+//! OpenPalm's biometric core.
+//!
+//! A capture (PNG, JPEG or BMP bytes of a palm-centre crop or of a whole open hand) goes
+//! through: decode -> (hand: segmentation, finger valleys, palm frame) -> normalised ROI ->
+//! quality gate -> palm code template. Two templates compare into a score in [0, 1].
+//!
+//! Pure: no I/O, no threads, no async. Every intermediate product can be rendered for
+//! inspection ([`inspect`]).
+
+pub mod capture;
+pub mod code;
+pub mod error;
+pub mod matcher;
+pub mod plane;
+pub mod roi;
+pub mod template;
+
+mod engine;
+
+pub use capture::{decode, Capture, DecodeError};
+pub use engine::{Engine, EngineConfig, Extraction, InputKind};
+pub use error::{AcquireFailure, ExtractError};
+pub use matcher::{MatchConfig, MatchDetail};
+pub use template::Template;

@@ -1,0 +1,1 @@
+//! openpalm-gallery (being written).

@@ -1,0 +1,1 @@
+//! openpalm-synth (being written).
