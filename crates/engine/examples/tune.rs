@@ -17,13 +17,64 @@ fn main() {
             (it.next().unwrap().to_string(), it.next().unwrap().to_string())
         })
         .collect();
-    let engine = Engine::default();
+    let mut cfg = openpalm_engine::EngineConfig::default();
+    let env = |k: &str| std::env::var(k).ok().map(|v| v.parse::<f32>().unwrap());
+    if let Some(v) = env("WORK") {
+        cfg.code.work_side = v as usize;
+    }
+    if let Some(v) = env("GRID") {
+        cfg.code.grid = v as usize;
+    }
+    if let Some(v) = env("ORI") {
+        cfg.code.orientations = v as usize;
+    }
+    if let Some(v) = env("FRAG") {
+        cfg.code.fragile_fraction = v;
+    }
+    if let Some(v) = env("SHIFT") {
+        cfg.matching.max_shift = v as usize;
+    }
+    if let Some(v) = env("REF") {
+        cfg.matching.reference_bits = v as u32;
+    }
+    if let Ok(s) = std::env::var("ROT") {
+        cfg.rotations_deg = s.split(',').map(|x| x.parse().unwrap()).collect();
+    }
+    if let Ok(s) = std::env::var("SCALES") {
+        // wl:sa:sl:r,wl:sa:sl:r
+        cfg.code.scales = s
+            .split(',')
+            .map(|t| {
+                let f: Vec<f32> = t.split(':').map(|x| x.parse().unwrap()).collect();
+                openpalm_engine::code::ScaleSpec {
+                    wavelength: f[0],
+                    sigma_across: f[1],
+                    sigma_along: f[2],
+                    radius: f[3] as usize,
+                }
+            })
+            .collect();
+    }
+    let engine = Engine::new(cfg);
     let t0 = std::time::Instant::now();
     let mut tpls = Vec::new();
+    let exclude = std::env::var("EXCLUDE").unwrap_or_default();
     for (p, id) in &rows {
+        if !exclude.is_empty() && p.contains(&exclude) {
+            continue;
+        }
         let bytes = std::fs::read(dir.join(p)).unwrap();
         match engine.extract(&bytes, input) {
-            Ok(e) => tpls.push((p.clone(), id.clone(), e.template)),
+            Ok(e) => {
+                if std::env::var("QSTATS").is_ok() {
+                    let q = e.quality;
+                    println!(
+                        "Q {p} score {:.3} bright {:.3} sat {:.3} cov {:.3} sharp {:.3} tex {:.3}",
+                        q.score, q.brightness, q.saturated, q.coverage, q.sharpness, q.texture
+                    );
+                }
+                tpls.push((p.clone(), id.clone(), e.template))
+            }
             Err(e) => eprintln!("FTA {p}: {e}"),
         }
     }
@@ -77,7 +128,13 @@ fn main() {
         gm, im, isd, gen.len(), imp.len()
     );
     worst.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for w in worst.iter().take(8) {
+    let k = (1e-4 * imp.len() as f64).floor() as usize;
+    let t4 = imp[k.min(imp.len() - 1)];
+    println!(
+        "  thr@1e-4 {t4:.3}; genuine below: {}",
+        worst.iter().filter(|w| w.0 <= t4).count()
+    );
+    for w in worst.iter().take(12) {
         println!("  low genuine {:.3} {} {}", w.0, w.1, w.2);
     }
     println!("  top impostor {:?}", &imp[..5]);

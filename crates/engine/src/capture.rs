@@ -147,8 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<Capture, DecodeError> {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) = reader
         .into_dimensions()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))
-        .and_then(|d| Ok(d))?;
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     check_dims(width, height)?;
     reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();

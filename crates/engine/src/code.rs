@@ -174,6 +174,26 @@ impl PalmCode {
     }
 }
 
+/// Strength of oriented line structure on the code grid, in [0, 1]: the mean over cells of
+/// how much the strongest orientation dominates the weakest. Flat or isotropic regions score
+/// near 0; palm creases score high.
+pub fn line_energy(responses: &[Plane], orientations: usize) -> f32 {
+    let first = &responses[..orientations.min(responses.len())];
+    let cells = first[0].data.len();
+    let mut acc = 0.0;
+    for i in 0..cells {
+        let mut hi = 0.0f32;
+        let mut lo = f32::INFINITY;
+        for r in first {
+            let v = r.data[i].abs();
+            hi = hi.max(v);
+            lo = lo.min(v);
+        }
+        acc += (hi - lo) / (hi + 1e-6);
+    }
+    acc / cells as f32
+}
+
 /// Turn responses into sign planes with fragile bits masked.
 pub fn encode(responses: &[Plane], grid: usize, fragile_fraction: f32, valid: Option<&Plane>) -> PalmCode {
     let planes = responses.len();
@@ -195,7 +215,7 @@ pub fn encode(responses: &[Plane], grid: usize, fragile_fraction: f32, valid: Op
                 if v < 0.0 {
                     b |= 1 << x;
                 }
-                let ok = v.abs() > cut && valid.map_or(true, |vp| vp.get(x, y) > 0.5);
+                let ok = v.abs() > cut && valid.is_none_or(|vp| vp.get(x, y) > 0.5);
                 if ok {
                     m |= 1 << x;
                 }

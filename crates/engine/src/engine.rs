@@ -1,10 +1,13 @@
 //! The engine: configuration and the capture -> template pipeline.
 
 use crate::capture::{decode, Capture};
-use crate::code::{encode, CodeConfig, FilterBank};
+use crate::code::{encode, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
 use crate::error::ExtractError;
+use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
 use crate::matcher::{compare, MatchConfig, MatchDetail};
-use crate::roi::{normalise_roi, roi_plane};
+use crate::plane::Plane;
+use crate::quality::{measure, palm_mask, Quality, QualityConfig};
+use crate::roi::normalise_contrast;
 use crate::template::{Template, ALGORITHM_ID};
 
 /// What a capture shows.
@@ -28,16 +31,63 @@ impl std::str::FromStr for InputKind {
 }
 
 /// All tunable parameters, in one place.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub code: CodeConfig,
     pub matching: MatchConfig,
+    pub quality: QualityConfig,
+    pub hand: HandConfig,
+    /// Extra rotations (degrees) coded at extraction for rotation-tolerant matching.
+    pub rotations_deg: Vec<f32>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            code: CodeConfig {
+                work_side: 64,
+                grid: 32,
+                orientations: 6,
+                scales: vec![ScaleSpec {
+                    wavelength: 10.0,
+                    sigma_across: 2.8,
+                    sigma_along: 8.0,
+                    radius: 10,
+                }],
+                fragile_fraction: 0.1,
+            },
+            matching: MatchConfig::default(),
+            quality: QualityConfig::default(),
+            hand: HandConfig::default(),
+            rotations_deg: vec![-5.0, 5.0],
+        }
+    }
 }
 
 /// The result of a successful extraction.
 #[derive(Clone, Debug)]
 pub struct Extraction {
     pub template: Template,
+    pub quality: Quality,
+}
+
+/// Intermediate products of one extraction, for inspection.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// The palm region (line channel, [0, 1]) as handed to the coder.
+    pub region: Option<Plane>,
+    /// The contrast-normalised working image.
+    pub work: Option<Plane>,
+    /// 1 = palm, 0 = background or clipped, at working size.
+    pub palm_mask: Option<Plane>,
+    /// Filter responses on the code grid.
+    pub responses: Vec<Plane>,
+    pub code: Option<PalmCode>,
+    pub quality: Option<Quality>,
+    /// Hand mask at segmentation resolution (whole-hand captures).
+    pub hand_mask: Option<Plane>,
+    /// Hand geometry (whole-hand captures).
+    pub hand: Option<HandGeometry>,
 }
 
 /// The biometric engine. Cheap to share between threads (`&Engine` is all methods need).
@@ -63,6 +113,10 @@ impl Engine {
         &self.config
     }
 
+    pub fn filter_bank(&self) -> &FilterBank {
+        &self.bank
+    }
+
     /// Decode capture bytes and extract a template.
     pub fn extract(&self, bytes: &[u8], input: InputKind) -> Result<Extraction, ExtractError> {
         let mut capture = decode(bytes)?;
@@ -73,30 +127,122 @@ impl Engine {
 
     /// Extract a template from an already decoded capture.
     pub fn extract_capture(&self, capture: &Capture, input: InputKind) -> Result<Extraction, ExtractError> {
-        let roi = match input {
-            InputKind::Roi => roi_plane(capture),
-            InputKind::Hand => roi_plane(capture),
+        self.run(capture, input, None)
+    }
+
+    /// Extract, recording every intermediate product into `trace`.
+    pub fn extract_traced(
+        &self,
+        capture: &Capture,
+        input: InputKind,
+        trace: &mut Trace,
+    ) -> Result<Extraction, ExtractError> {
+        self.run(capture, input, Some(trace))
+    }
+
+    fn run(
+        &self,
+        capture: &Capture,
+        input: InputKind,
+        mut trace: Option<&mut Trace>,
+    ) -> Result<Extraction, ExtractError> {
+        let region = match input {
+            InputKind::Roi => capture.line_channel(),
+            InputKind::Hand => {
+                let (mask, scale) = segment(capture)?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.hand_mask = Some(mask.clone());
+                }
+                let geo = frame(mask, scale, &self.config.hand)?;
+                let roi = cut_roi(&capture.line_channel(), &geo, self.config.hand.roi_pixels);
+                if let Some(t) = trace.as_deref_mut() {
+                    t.hand = Some(geo);
+                }
+                roi?
+            }
         };
-        let work = normalise_roi(&roi, self.config.code.work_side);
+        let extraction = self.code_region(&region, trace.as_deref_mut());
+        if let Some(t) = trace {
+            t.region = Some(region);
+        }
+        extraction
+    }
+
+    /// Quality-gate and code a palm region (line channel in [0, 1]).
+    fn code_region(&self, region: &Plane, trace: Option<&mut Trace>) -> Result<Extraction, ExtractError> {
+        let c = &self.config.code;
+        let small = region.resize_area(c.work_side, c.work_side);
+        let (mask, median) = palm_mask(&small);
+        let work = normalise_contrast(&small);
         let responses = self.bank.responses(&work);
-        let code = encode(
-            &responses,
-            self.config.code.grid,
-            self.config.code.fragile_fraction,
-            None,
-        );
+        let energy = line_energy(&responses, c.orientations);
+        let quality = measure(&small, &mask, median, &work, energy);
+        let refusal = quality.refusal(&self.config.quality);
+        // A code cell is reliable only if the filter's core sees palm only.
+        let erosion = self
+            .config
+            .code
+            .scales
+            .iter()
+            .map(|s| s.sigma_across.ceil() as usize)
+            .max()
+            .unwrap_or(2);
+        let valid_of = |m: &Plane| m.erode(erosion).resize_bilinear(c.grid, c.grid);
+        let code = encode(&responses, c.grid, c.fragile_fraction, Some(&valid_of(&mask)));
+        if let Some(t) = trace {
+            t.work = Some(work.clone());
+            t.palm_mask = Some(mask.clone());
+            t.responses = responses;
+            t.code = Some(code.clone());
+            t.quality = Some(quality);
+        }
+        if let Some(reason) = refusal {
+            return Err(reason.into());
+        }
+        let rotated = self
+            .config
+            .rotations_deg
+            .iter()
+            .map(|&deg| {
+                let a = deg.to_radians();
+                let w = work.rotate_scale(a, 1.0);
+                let m = mask.rotate_scale_mask(a, 1.0);
+                encode(
+                    &self.bank.responses(&w),
+                    c.grid,
+                    c.fragile_fraction,
+                    Some(&valid_of(&m)),
+                )
+            })
+            .collect();
         Ok(Extraction {
             template: Template {
                 algorithm: ALGORITHM_ID,
-                quality: 1.0,
+                quality: quality.score,
                 code,
+                rotated,
             },
+            quality,
         })
     }
 
-    /// 1:1 comparison with details.
+    /// 1:1 comparison with details: the best over translations and the coded rotations.
     pub fn compare(&self, a: &Template, b: &Template) -> MatchDetail {
-        compare(&a.code, &b.code, &self.config.matching)
+        let m = &self.config.matching;
+        let mut best = compare(&a.code, &b.code, m);
+        for r in &a.rotated {
+            let d = compare(r, &b.code, m);
+            if d.score > best.score {
+                best = d;
+            }
+        }
+        for r in &b.rotated {
+            let d = compare(&a.code, r, m);
+            if d.score > best.score {
+                best = d;
+            }
+        }
+        best
     }
 
     /// 1:1 similarity in [0, 1].

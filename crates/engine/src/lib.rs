@@ -10,15 +10,19 @@
 pub mod capture;
 pub mod code;
 pub mod error;
+pub mod hand;
+pub mod inspect;
 pub mod matcher;
 pub mod plane;
+pub mod quality;
 pub mod roi;
 pub mod template;
 
 mod engine;
 
 pub use capture::{decode, Capture, DecodeError};
-pub use engine::{Engine, EngineConfig, Extraction, InputKind};
+pub use engine::{Engine, EngineConfig, Extraction, InputKind, Trace};
 pub use error::{AcquireFailure, ExtractError};
 pub use matcher::{MatchConfig, MatchDetail};
+pub use quality::{Quality, QualityConfig};
 pub use template::Template;

@@ -137,6 +137,71 @@ impl Plane {
         out
     }
 
+    /// Rotate by `angle` radians about the centre, with scale factor `scale` (>1 zooms in);
+    /// samples outside the source are clamped to the border.
+    pub fn rotate_scale(&self, angle: f32, scale: f32) -> Plane {
+        let (s, c) = angle.sin_cos();
+        let cx = (self.width as f32 - 1.0) / 2.0;
+        let cy = (self.height as f32 - 1.0) / 2.0;
+        Plane::from_fn(self.width, self.height, |x, y| {
+            let dx = (x as f32 - cx) / scale;
+            let dy = (y as f32 - cy) / scale;
+            let sx = (cx + c * dx - s * dy).clamp(0.0, (self.width - 1) as f32);
+            let sy = (cy + s * dx + c * dy).clamp(0.0, (self.height - 1) as f32);
+            self.sample(sx, sy).unwrap_or(0.0)
+        })
+    }
+
+    /// Like [`Plane::rotate_scale`], but samples falling outside the source are 0: for masks.
+    pub fn rotate_scale_mask(&self, angle: f32, scale: f32) -> Plane {
+        let (s, c) = angle.sin_cos();
+        let cx = (self.width as f32 - 1.0) / 2.0;
+        let cy = (self.height as f32 - 1.0) / 2.0;
+        Plane::from_fn(self.width, self.height, |x, y| {
+            let dx = (x as f32 - cx) / scale;
+            let dy = (y as f32 - cy) / scale;
+            self.sample(cx + c * dx - s * dy, cy + s * dx + c * dy)
+                .unwrap_or(0.0)
+        })
+    }
+
+    /// Minimum filter over a (2r+1)^2 window (erosion of a 0/1 mask); outside counts as 0.
+    pub fn erode(&self, r: usize) -> Plane {
+        let r = r as isize;
+        let (w, h) = (self.width as isize, self.height as isize);
+        let mut tmp = Plane::new(self.width, self.height);
+        for y in 0..h {
+            for x in 0..w {
+                let mut m = f32::INFINITY;
+                for k in -r..=r {
+                    let xx = x + k;
+                    m = m.min(if xx < 0 || xx >= w {
+                        0.0
+                    } else {
+                        self.get(xx as usize, y as usize)
+                    });
+                }
+                tmp.set(x as usize, y as usize, m);
+            }
+        }
+        let mut out = Plane::new(self.width, self.height);
+        for y in 0..h {
+            for x in 0..w {
+                let mut m = f32::INFINITY;
+                for k in -r..=r {
+                    let yy = y + k;
+                    m = m.min(if yy < 0 || yy >= h {
+                        0.0
+                    } else {
+                        tmp.get(x as usize, yy as usize)
+                    });
+                }
+                out.set(x as usize, y as usize, m);
+            }
+        }
+        out
+    }
+
     pub fn mean_std(&self) -> (f32, f32) {
         let n = self.data.len().max(1) as f64;
         let mean = self.data.iter().map(|&v| v as f64).sum::<f64>() / n;

@@ -12,4 +12,6 @@ pub struct Template {
     /// Capture quality in [0, 1].
     pub quality: f32,
     pub code: PalmCode,
+    /// Codes of the same capture under small rotations, for rotation-tolerant matching.
+    pub rotated: Vec<PalmCode>,
 }
