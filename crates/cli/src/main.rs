@@ -4,7 +4,6 @@ use clap::Parser;
 use std::process::ExitCode;
 
 mod cmd;
-mod defaults;
 
 /// OpenPalm: open palm biometrics.
 #[derive(Parser, Debug)]

@@ -583,7 +583,10 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
     if (centre.x - mid.x) * uy.0 + (centre.y - mid.y) * uy.1 < 0.0 {
         uy = (-uy.0, -uy.1);
     }
-    let handedness = if ux.0 * uy.1 - ux.1 * uy.0 > 0.0 {
+    // Palm towards the camera, image y pointing down: for a right hand the little finger lies
+    // clockwise of the index finger seen from the palm centre, which makes this frame
+    // left-handed (negative cross product).
+    let handedness = if ux.0 * uy.1 - ux.1 * uy.0 < 0.0 {
         Handedness::Right
     } else {
         Handedness::Left

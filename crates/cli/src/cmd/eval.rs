@@ -1,7 +1,7 @@
 //! `openpalm eval`: the evaluation contract (see `openpalm_eval`).
 
-use crate::defaults::DEFAULT_THRESHOLD;
 use anyhow::Context;
+use openpalm_engine::DEFAULT_THRESHOLD;
 use openpalm_engine::{Engine, InputKind};
 use openpalm_eval::dataset::Dataset;
 use openpalm_eval::report::{write_all, ReportOptions};

@@ -1,7 +1,7 @@
 //! `openpalm match A B`: one 1:1 comparison and its decision at the default threshold.
 
-use crate::defaults::DEFAULT_THRESHOLD;
 use anyhow::{anyhow, Context};
+use openpalm_engine::DEFAULT_THRESHOLD;
 use openpalm_engine::{Engine, InputKind, Template};
 use std::path::{Path, PathBuf};
 

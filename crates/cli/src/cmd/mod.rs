@@ -4,6 +4,8 @@
 use clap::Subcommand;
 
 pub mod eval;
+pub mod extract;
+pub mod inspect;
 pub mod matching;
 
 #[derive(Subcommand, Debug)]
@@ -13,11 +15,18 @@ pub enum Command {
     Eval(eval::Args),
     /// Compare two captures and decide at the default threshold.
     Match(matching::Args),
+    /// Extract a template from a capture and write it in the binary template format.
+    Extract(extract::Args),
+    /// Write every intermediate product of an extraction as pictures (hand mask, valleys,
+    /// ROI, filter responses, code and mask) to see why palms do or do not match.
+    Inspect(inspect::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Eval(args) => eval::run(args),
         Command::Match(args) => matching::run(args),
+        Command::Extract(args) => extract::run(args),
+        Command::Inspect(args) => inspect::run(args),
     }
 }
