@@ -1,0 +1,141 @@
+//! `synth`: the library behind `openpalm synth`, runnable before the CLI wires it in.
+//!
+//! ```text
+//! synth --identities N --samples K --kind roi|hand [--bands visible,nir] [--seed S]
+//!       [--difficulty easy|realistic|hard|<failure reason>] [--sessions S] --out DIR
+//! synth templates --identities N [--seed S] [--difficulty D] [--out FILE]
+//! ```
+//!
+//! `templates --out FILE` writes an interim dump (not the gallery format, which is not decided
+//! yet): per template, the code's bit rows then mask rows as little-endian u64.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use openpalm_engine::Engine;
+use openpalm_synth::{parse_bands, template_stream, write_dataset, DatasetSpec, Difficulty, Generator, Kind};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(about = "Synthetic palm ROIs and hands (SYNTHETIC: tests machinery, never accuracy claims)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    images: ImageArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A gallery of templates through the real extraction, streamed.
+    Templates(TemplateArgs),
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    #[arg(long)]
+    identities: Option<usize>,
+    #[arg(long, default_value_t = 8)]
+    samples: usize,
+    #[arg(long, default_value = "roi")]
+    kind: Kind,
+    #[arg(long, default_value = "visible")]
+    bands: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = "realistic")]
+    difficulty: Difficulty,
+    #[arg(long, default_value_t = 1)]
+    sessions: u32,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct TemplateArgs {
+    #[arg(long)]
+    identities: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = "realistic")]
+    difficulty: Difficulty,
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Templates(t)) => templates(t),
+        None => images(cli.images),
+    }
+}
+
+fn images(a: ImageArgs) -> Result<()> {
+    let (Some(identities), Some(out)) = (a.identities, a.out) else {
+        bail!("--identities and --out are required");
+    };
+    let bands = parse_bands(&a.bands).map_err(anyhow::Error::msg)?;
+    let mut generator = Generator::new(a.kind, a.seed, a.difficulty)?;
+    generator.sessions = a.sessions;
+    let spec = DatasetSpec {
+        generator,
+        identities,
+        samples: a.samples,
+        bands,
+    };
+    let summary = write_dataset(&spec, &out, !a.quiet)?;
+    println!(
+        "wrote {} images to {} in {:.2} s ({:.0} images/s, {} threads); labels: {}",
+        summary.images,
+        out.display(),
+        summary.elapsed.as_secs_f64(),
+        summary.images_per_second(),
+        rayon::current_num_threads(),
+        summary.labels[0].display()
+    );
+    Ok(())
+}
+
+fn templates(a: TemplateArgs) -> Result<()> {
+    let engine = Engine::default();
+    let generator = Generator::new(Kind::Roi, a.seed, a.difficulty)?;
+    let mut out = match &a.out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let pb = indicatif::ProgressBar::new(a.identities);
+    let start = Instant::now();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    for t in template_stream(&engine, &generator, a.identities)? {
+        match t {
+            Ok(t) => {
+                ok += 1;
+                if let Some(w) = out.as_mut() {
+                    for v in t.code.bits.iter().chain(&t.code.mask) {
+                        w.write_all(&v.to_le_bytes())?;
+                    }
+                }
+            }
+            Err(_) => failed += 1,
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if let Some(mut w) = out {
+        w.flush()?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{ok} templates ({failed} failed) in {secs:.2} s: {:.0} templates/s on {} threads",
+        (ok + failed) as f64 / secs,
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
