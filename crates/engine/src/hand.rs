@@ -654,26 +654,40 @@ fn contour_points(mask: &Plane) -> Vec<Point> {
 
 /// Cut the ROI square from a full-resolution plane. Fails if the square leaves the frame.
 pub fn cut_roi(source: &Plane, geo: &HandGeometry, pixels: usize) -> Result<Plane, AcquireFailure> {
-    let [tl, tr, _br, bl] = geo.roi_corners;
-    let side = tl.dist(tr);
-    // Pre-smooth when shrinking so the samples are not aliased.
-    let shrink = side / pixels as f32;
-    let src = if shrink > 1.5 {
-        source.gaussian_blur(0.5 * shrink)
+    let [tl, tr, br, bl] = geo.roi_corners;
+    let (w, h) = (source.width as f32, source.height as f32);
+    if geo
+        .roi_corners
+        .iter()
+        .any(|p| p.x < 0.0 || p.y < 0.0 || p.x > w - 1.0 || p.y > h - 1.0)
+    {
+        return Err(AcquireFailure::PartlyOutOfFrame);
+    }
+    // Work on the bounding box only, pre-smoothed when shrinking so samples are not aliased.
+    let shrink = tl.dist(tr) / pixels as f32;
+    let sigma = if shrink > 1.5 { 0.5 * shrink } else { 0.0 };
+    let pad = (3.0 * sigma).ceil() + 2.0;
+    let xs = [tl.x, tr.x, br.x, bl.x];
+    let ys = [tl.y, tr.y, br.y, bl.y];
+    let x0 = (xs.iter().copied().fold(f32::INFINITY, f32::min) - pad).max(0.0) as usize;
+    let y0 = (ys.iter().copied().fold(f32::INFINITY, f32::min) - pad).max(0.0) as usize;
+    let x1 = ((xs.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(source.width - 1);
+    let y1 = ((ys.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(source.height - 1);
+    let crop = Plane::from_fn(x1 - x0 + 1, y1 - y0 + 1, |x, y| source.get(x + x0, y + y0));
+    let src = if sigma > 0.0 {
+        crop.gaussian_blur(sigma)
     } else {
-        source.clone()
+        crop
     };
+    let (ox, oy) = (x0 as f32, y0 as f32);
     let mut out = Plane::new(pixels, pixels);
     for v in 0..pixels {
         for u in 0..pixels {
             let fu = (u as f32 + 0.5) / pixels as f32;
             let fv = (v as f32 + 0.5) / pixels as f32;
-            let x = tl.x + (tr.x - tl.x) * fu + (bl.x - tl.x) * fv;
-            let y = tl.y + (tr.y - tl.y) * fu + (bl.y - tl.y) * fv;
-            match src.sample(x, y) {
-                Some(s) => out.set(u, v, s),
-                None => return Err(AcquireFailure::PartlyOutOfFrame),
-            }
+            let x = tl.x + (tr.x - tl.x) * fu + (bl.x - tl.x) * fv - ox;
+            let y = tl.y + (tr.y - tl.y) * fu + (bl.y - tl.y) * fv - oy;
+            out.set(u, v, src.sample(x, y).ok_or(AcquireFailure::PartlyOutOfFrame)?);
         }
     }
     Ok(out)
