@@ -22,7 +22,7 @@ fn synthetic(w: usize, h: usize) -> Capture {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            let line = ((x as f32 * 0.07).sin() * 20.0 + y as f32 * 0.5) as usize % 23 == 0;
+            let line = (((x as f32 * 0.07).sin() * 20.0 + y as f32 * 0.5) as usize).is_multiple_of(23);
             let n = (s % 20) as u8;
             let base = if line { 110 } else { 170 };
             rgb.extend_from_slice(&[base + n, base - 40 + n, base - 60 + n]);
