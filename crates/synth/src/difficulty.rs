@@ -110,11 +110,11 @@ impl Difficulty {
     /// Captures like those of a real contactless reader, tuned against the Tongji ROI set.
     pub fn realistic() -> Self {
         Difficulty {
-            rotation_deg: 2.0,
-            translation: 0.02,
+            rotation_deg: 1.5,
+            translation: 0.015,
             scale: 0.025,
             tilt: 0.04,
-            deformation: 0.008,
+            deformation: 0.006,
             illumination_gradient: 0.2,
             exposure: 0.12,
             exposure_bias: 1.0,

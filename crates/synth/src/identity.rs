@@ -65,8 +65,8 @@ pub struct Population {
 impl Default for Population {
     fn default() -> Self {
         Population {
-            line_jitter: 0.08,
-            principal_depth: (0.22, 0.5),
+            line_jitter: 0.05,
+            principal_depth: (0.15, 0.7),
             principal_width: (0.008, 0.016),
             secondary_count: (4, 12),
             secondary_depth: (0.1, 0.3),

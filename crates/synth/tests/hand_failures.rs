@@ -142,24 +142,6 @@ fn finger_runs(s: &Shot) -> usize {
                 && s.render.mask[y as usize * W + x as usize] == 1
         })
         .collect();
-    if std::env::var("SYNTH_DEBUG").is_ok() {
-        let mut img = image::RgbImage::new(W as u32, H as u32);
-        for (i, &m) in s.render.mask.iter().enumerate() {
-            img.put_pixel((i % W) as u32, (i / W) as u32, image::Rgb([m * 200, 0, 0]));
-        }
-        for k in 0..=steps {
-            let t = k as f32 / steps as f32;
-            let (x, y) = (
-                (a[0] + t * (b[0] - a[0])).round(),
-                (a[1] + t * (b[1] - a[1])).round(),
-            );
-            if x >= 0.0 && y >= 0.0 && (x as usize) < W && (y as usize) < H {
-                img.put_pixel(x as u32, y as u32, image::Rgb([0, 255, 0]));
-            }
-        }
-        img.save(format!("/tmp/look/dbg_{}.png", s.sample.identity))
-            .unwrap();
-    }
     // Debounced: a change counts only if it holds for 4 samples (ignores 1-pixel slivers
     // where the line grazes an antialiased edge).
     let mut runs = 0;
