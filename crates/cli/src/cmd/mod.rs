@@ -7,6 +7,7 @@ pub mod eval;
 pub mod extract;
 pub mod inspect;
 pub mod matching;
+pub mod synth;
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -20,6 +21,8 @@ pub enum Command {
     /// Write every intermediate product of an extraction as pictures (hand mask, valleys,
     /// ROI, filter responses, code and mask) to see why palms do or do not match.
     Inspect(inspect::Args),
+    /// Synthetic palms and hands (and template streams) for tests, demos and scale.
+    Synth(Box<synth::Args>),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Match(args) => matching::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Synth(args) => synth::run(*args),
     }
 }

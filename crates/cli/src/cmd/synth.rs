@@ -1,38 +1,40 @@
-//! `synth`: the library behind `openpalm synth`, runnable before the CLI wires it in.
+//! `openpalm synth`: synthetic palms and hands in the layout of the real sets, and a stream
+//! of templates for scale.
 //!
 //! ```text
-//! synth --identities N --samples K --kind roi|hand [--bands visible,nir] [--seed S]
-//!       [--difficulty easy|realistic|hard|<failure reason>] [--sessions S] --out DIR
-//! synth templates --identities N [--seed S] [--difficulty D] [--out FILE]
+//! openpalm synth --identities N --samples K --kind roi|hand [--bands visible,nir] [--seed S]
+//!                [--difficulty easy|realistic|hard|<failure reason>] [--sessions S] --out DIR
+//! openpalm synth templates --identities N [--seed S] [--difficulty D] [--out FILE]
 //! ```
 //!
-//! `templates --out FILE` writes an interim dump (not the gallery format, which is not decided
-//! yet): per template, the code's bit rows then mask rows as little-endian u64.
+//! `templates --out FILE` writes each template as a little-endian u32 length followed by the
+//! engine's binary template (`Template::to_bytes`).
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Subcommand;
 use openpalm_engine::Engine;
 use openpalm_synth::{parse_bands, template_stream, write_dataset, DatasetSpec, Difficulty, Generator, Kind};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-#[derive(Parser)]
-#[command(about = "Synthetic palm ROIs and hands (SYNTHETIC: tests machinery, never accuracy claims)")]
-struct Cli {
+/// Synthetic palm ROIs and hands (SYNTHETIC: they test the machinery, never accuracy).
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     images: ImageArgs,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
     /// A gallery of templates through the real extraction, streamed.
     Templates(TemplateArgs),
 }
 
-#[derive(Args)]
+#[derive(clap::Args, Debug)]
 struct ImageArgs {
     #[arg(long)]
     identities: Option<usize>,
@@ -55,7 +57,7 @@ struct ImageArgs {
     quiet: bool,
 }
 
-#[derive(Args)]
+#[derive(clap::Args, Debug)]
 struct TemplateArgs {
     #[arg(long)]
     identities: u64,
@@ -67,11 +69,10 @@ struct TemplateArgs {
     out: Option<PathBuf>,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+pub fn run(args: Args) -> Result<()> {
+    match args.command {
         Some(Command::Templates(t)) => templates(t),
-        None => images(cli.images),
+        None => images(args.images),
     }
 }
 
@@ -118,9 +119,9 @@ fn templates(a: TemplateArgs) -> Result<()> {
             Ok(t) => {
                 ok += 1;
                 if let Some(w) = out.as_mut() {
-                    for v in t.code.bits.iter().chain(&t.code.mask) {
-                        w.write_all(&v.to_le_bytes())?;
-                    }
+                    let bytes = t.to_bytes();
+                    w.write_all(&(bytes.len() as u32).to_le_bytes())?;
+                    w.write_all(&bytes)?;
                 }
             }
             Err(_) => failed += 1,
