@@ -3,6 +3,7 @@
 
 use clap::Subcommand;
 
+pub mod bench;
 pub mod eval;
 pub mod extract;
 pub mod inspect;
@@ -23,6 +24,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Synthetic palms and hands (and template streams) for tests, demos and scale.
     Synth(Box<synth::Args>),
+    /// Benchmarks (`bench identify`: 1:N search on a synthetic gallery).
+    Bench(bench::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Extract(args) => extract::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Synth(args) => synth::run(*args),
+        Command::Bench(args) => bench::run(args),
     }
 }
