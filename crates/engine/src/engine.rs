@@ -37,8 +37,9 @@ pub struct EngineConfig {
     pub matching: MatchConfig,
     pub quality: QualityConfig,
     pub hand: HandConfig,
-    /// Extra rotations (degrees) coded at extraction for rotation-tolerant matching.
-    pub rotations_deg: Vec<f32>,
+    /// Extra poses coded at extraction (rotation in degrees, scale), for matching that
+    /// tolerates residual rotation and scale.
+    pub variants: Vec<(f32, f32)>,
 }
 
 impl Default for EngineConfig {
@@ -59,7 +60,7 @@ impl Default for EngineConfig {
             matching: MatchConfig::default(),
             quality: QualityConfig::default(),
             hand: HandConfig::default(),
-            rotations_deg: vec![-5.0, 5.0],
+            variants: vec![(-4.0, 1.0), (4.0, 1.0), (0.0, 0.9), (0.0, 1.1)],
         }
     }
 }
@@ -201,12 +202,12 @@ impl Engine {
         }
         let rotated = self
             .config
-            .rotations_deg
+            .variants
             .iter()
-            .map(|&deg| {
+            .map(|&(deg, scale)| {
                 let a = deg.to_radians();
-                let w = work.rotate_scale(a, 1.0);
-                let m = mask.rotate_scale_mask(a, 1.0);
+                let w = work.rotate_scale(a, scale);
+                let m = mask.rotate_scale_mask(a, scale);
                 encode(
                     &self.bank.responses(&w),
                     c.grid,

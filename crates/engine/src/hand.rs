@@ -20,7 +20,7 @@ use crate::error::AcquireFailure;
 use crate::plane::Plane;
 
 /// Width of the segmentation image.
-pub const SEG_WIDTH: usize = 240;
+pub const SEG_WIDTH: usize = 400;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
@@ -72,6 +72,11 @@ pub struct HandConfig {
     pub roi_pixels: usize,
     /// Smallest acceptable palm radius as a fraction of the shorter image side.
     pub min_palm_radius: f32,
+    /// Weight of the valleys-to-palm-centre direction (vs the valley line's normal) in the
+    /// frame's orientation.
+    pub centre_weight: f32,
+    /// Weight of the palm radius (vs the valley spacing) in the frame's scale.
+    pub radius_weight: f32,
 }
 
 impl Default for HandConfig {
@@ -81,6 +86,8 @@ impl Default for HandConfig {
             roi_offset: 0.2,
             roi_pixels: 128,
             min_palm_radius: 0.05,
+            centre_weight: 0.5,
+            radius_weight: 0.0,
         }
     }
 }
@@ -573,15 +580,33 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
     if d < 0.4 * rmax {
         return Err(AcquireFailure::FingersNotSpread);
     }
-    // Frame: x from the index-middle valley towards the ring-little valley, y towards the palm.
-    let ux = ((p3.x - p1.x) / d, (p3.y - p1.y) / d);
-    let mut uy = (-ux.1, ux.0);
     let mid = Point {
         x: (p1.x + p3.x) / 2.0,
         y: (p1.y + p3.y) / 2.0,
     };
-    if (centre.x - mid.x) * uy.0 + (centre.y - mid.y) * uy.1 < 0.0 {
-        uy = (-uy.0, -uy.1);
+    // Frame: x from the index-middle valley towards the ring-little valley, y towards the palm.
+    let ux_valleys = ((p3.x - p1.x) / d, (p3.y - p1.y) / d);
+    let mut uy_valleys = (-ux_valleys.1, ux_valleys.0);
+    if (centre.x - mid.x) * uy_valleys.0 + (centre.y - mid.y) * uy_valleys.1 < 0.0 {
+        uy_valleys = (-uy_valleys.0, -uy_valleys.1);
+    }
+    // y from the valleys' midpoint to the palm centre: less sensitive to how far the fingers
+    // are spread than the valley line itself. Blend the two by `cfg.centre_weight`.
+    let to_centre = (centre.x - mid.x, centre.y - mid.y);
+    let lc = (to_centre.0 * to_centre.0 + to_centre.1 * to_centre.1)
+        .sqrt()
+        .max(1e-3);
+    let w = cfg.centre_weight;
+    let mut uy = (
+        w * to_centre.0 / lc + (1.0 - w) * uy_valleys.0,
+        w * to_centre.1 / lc + (1.0 - w) * uy_valleys.1,
+    );
+    let ly = (uy.0 * uy.0 + uy.1 * uy.1).sqrt().max(1e-6);
+    uy = (uy.0 / ly, uy.1 / ly);
+    // x keeps the valley line's sense (index -> little).
+    let mut ux = (uy.1, -uy.0);
+    if ux.0 * ux_valleys.0 + ux.1 * ux_valleys.1 < 0.0 {
+        ux = (-ux.0, -ux.1);
     }
     // Palm towards the camera, image y pointing down: for a right hand the little finger lies
     // clockwise of the index finger seen from the palm centre, which makes this frame
@@ -591,8 +616,10 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
     } else {
         Handedness::Left
     };
-    let side = cfg.roi_side * d;
-    let off = cfg.roi_offset * d;
+    // Scale: the valley spacing grows with finger spread, the palm's inscribed radius does not.
+    let unit = cfg.radius_weight * rmax * 0.8 + (1.0 - cfg.radius_weight) * d;
+    let side = cfg.roi_side * unit;
+    let off = cfg.roi_offset * unit;
     let corner = |sx: f32, sy: f32| Point {
         x: (mid.x + ux.0 * sx + uy.0 * sy) * scale,
         y: (mid.y + ux.1 * sx + uy.1 * sy) * scale,
