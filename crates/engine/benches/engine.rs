@@ -77,6 +77,13 @@ fn benches(c: &mut Criterion) {
     c.bench_function("match_1to1_with_alignment_search", |b| {
         b.iter(|| engine.score(&a, &b2))
     });
+    // The same search with both sides packed once, as a gallery holds them.
+    let probe = openpalm_engine::engine::probe_codes(&a).expect("grid fits");
+    let reference = openpalm_engine::matcher::PackedCode::new(&b2.code).expect("grid fits");
+    let m = engine.config().matching.clone();
+    c.bench_function("match_1to1_prepacked", |b| {
+        b.iter(|| openpalm_engine::matcher::search(&probe, &reference, &m))
+    });
 }
 
 criterion_group! {

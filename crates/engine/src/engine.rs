@@ -4,7 +4,7 @@ use crate::capture::{decode, Capture};
 use crate::code::{encode, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
-use crate::matcher::{compare, MatchConfig, MatchDetail};
+use crate::matcher::{compare, search, MatchConfig, MatchDetail, PackedCode};
 use crate::plane::Plane;
 use crate::quality::{measure, palm_mask, Quality, QualityConfig};
 use crate::roi::normalise_contrast;
@@ -227,27 +227,44 @@ impl Engine {
         })
     }
 
-    /// 1:1 comparison with details: the best over translations and the coded rotations.
-    pub fn compare(&self, a: &Template, b: &Template) -> MatchDetail {
+    /// 1:1 comparison with details: `probe`'s codes (its primary code and its coded
+    /// rotations and scales) against `reference`'s primary code, over translations. The
+    /// search is directional (probe poses against the reference as enrolled), which is what
+    /// identification does; `compare(a, b)` and `compare(b, a)` may differ slightly.
+    pub fn compare(&self, probe: &Template, reference: &Template) -> MatchDetail {
         let m = &self.config.matching;
-        let mut best = compare(&a.code, &b.code, m);
-        for r in &a.rotated {
-            let d = compare(r, &b.code, m);
-            if d.score > best.score {
-                best = d;
+        match (PackedCode::new(&reference.code), probe_codes(probe)) {
+            (Some(r), Some(p)) => search(&p, &r, m).0,
+            _ => {
+                // Grids wider than 32 columns: the plain path over every shift.
+                std::iter::once(&probe.code)
+                    .chain(&probe.rotated)
+                    .map(|c| compare(c, &reference.code, m))
+                    .fold(None::<MatchDetail>, |b, d| match b {
+                        Some(b) if b.score >= d.score => Some(b),
+                        _ => Some(d),
+                    })
+                    .unwrap_or(MatchDetail {
+                        score: 0.0,
+                        distance: 0.5,
+                        compared_bits: 0,
+                        shift_x: 0,
+                        shift_y: 0,
+                    })
             }
         }
-        for r in &b.rotated {
-            let d = compare(&a.code, r, m);
-            if d.score > best.score {
-                best = d;
-            }
-        }
-        best
     }
 
     /// 1:1 similarity in [0, 1].
     pub fn score(&self, a: &Template, b: &Template) -> f32 {
         self.compare(a, b).score
     }
+}
+
+/// A probe's codes (primary first, then the coded poses), packed.
+pub fn probe_codes(probe: &Template) -> Option<Vec<PackedCode>> {
+    std::iter::once(&probe.code)
+        .chain(&probe.rotated)
+        .map(PackedCode::new)
+        .collect()
 }

@@ -18,7 +18,7 @@ pub mod quality;
 pub mod roi;
 pub mod template;
 
-mod engine;
+pub mod engine;
 
 pub use capture::{decode, Capture, DecodeError};
 pub use engine::{Engine, EngineConfig, Extraction, InputKind, Trace};

@@ -11,6 +11,10 @@ pub struct MatchConfig {
     /// Overlap (valid bits compared) at which a distance counts in full; smaller overlaps are
     /// pulled towards 0.5 (Daugman's normalisation), so a lucky match on few bits scores low.
     pub reference_bits: u32,
+    /// Coarse stage: every (probe code, shift) is scored on every `coarse_step`-th row.
+    pub coarse_step: usize,
+    /// Fine stage: how many of the coarse stage's best candidates are scored on all rows (1..=4).
+    pub refine: usize,
 }
 
 impl Default for MatchConfig {
@@ -18,6 +22,8 @@ impl Default for MatchConfig {
         MatchConfig {
             max_shift: 2,
             reference_bits: 4000,
+            coarse_step: 4,
+            refine: 2,
         }
     }
 }
@@ -143,6 +149,196 @@ pub fn compare(a: &PalmCode, b: &PalmCode, cfg: &MatchConfig) -> MatchDetail {
     best
 }
 
+/// A code packed for fast comparison: each row holds two bit planes per u64 (plane 2k in
+/// the low 32 bits, plane 2k+1 in the high 32), rows in order, so a vertical shift is an
+/// offset into the array and a horizontal shift is one shift per word. Needs grid <= 32.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedCode {
+    pub grid: usize,
+    /// u64 words per row: ceil(planes / 2).
+    pub lanes: usize,
+    pub bits: Vec<u64>,
+    pub mask: Vec<u64>,
+}
+
+impl PackedCode {
+    /// Pack a code; `None` when its grid is wider than 32 columns.
+    pub fn new(code: &PalmCode) -> Option<PackedCode> {
+        if code.grid > 32 {
+            return None;
+        }
+        let (g, lanes) = (code.grid, code.planes.div_ceil(2));
+        let mut bits = vec![0u64; g * lanes];
+        let mut mask = vec![0u64; g * lanes];
+        for p in 0..code.planes {
+            let (lane, hi) = (p / 2, (p % 2) * 32);
+            for y in 0..g {
+                bits[y * lanes + lane] |= code.bits[p * g + y] << hi;
+                mask[y * lanes + lane] |= code.mask[p * g + y] << hi;
+            }
+        }
+        Some(PackedCode {
+            grid: g,
+            lanes,
+            bits,
+            mask,
+        })
+    }
+}
+
+/// Counts over rows `rows` (a range of probe rows, every `step`-th) at one shift.
+#[inline(always)]
+fn packed_counts(a: &PackedCode, b: &PackedCode, dx: i32, dy: i32, step: usize) -> (u32, u32) {
+    let g = a.grid as i32;
+    let lane_full: u64 = if a.grid == 32 {
+        0xffff_ffff
+    } else {
+        (1u64 << a.grid) - 1
+    };
+    let lane_mask = if dx >= 0 {
+        lane_full >> dx
+    } else {
+        (lane_full << (-dx)) & lane_full
+    };
+    let col_mask = lane_mask | (lane_mask << 32);
+    let (y0, y1) = (0.max(-dy), g.min(g - dy));
+    let l = a.lanes;
+    let (mut diff, mut n) = (0u32, 0u32);
+    let mut y = y0;
+    // Align the row subsample to absolute rows so both directions see the same rows.
+    if step > 1 {
+        y += (step as i32 - y.rem_euclid(step as i32)) % step as i32;
+    }
+    while y < y1 {
+        let ia = y as usize * l;
+        let ib = (y + dy) as usize * l;
+        let (ab, am) = (&a.bits[ia..ia + l], &a.mask[ia..ia + l]);
+        let (bb, bm) = (&b.bits[ib..ib + l], &b.mask[ib..ib + l]);
+        for k in 0..l {
+            let (sb, sm) = if dx >= 0 {
+                (bb[k] >> dx, bm[k] >> dx)
+            } else {
+                (bb[k] << (-dx), bm[k] << (-dx))
+            };
+            let m = am[k] & sm & col_mask;
+            diff += ((ab[k] ^ sb) & m).count_ones();
+            n += m.count_ones();
+        }
+        y += step as i32;
+    }
+    (diff, n)
+}
+
+/// Coarse-to-fine search of a probe's codes against a reference code: every (probe code,
+/// shift) is scored on every `coarse_step`-th row; the `refine` best are scored on all rows;
+/// the best of those is the result. `which` in the detail is the probe code index.
+#[inline(always)]
+fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig) -> (MatchDetail, usize) {
+    let s = cfg.max_shift as i32;
+    const KEEP: usize = 4;
+    let mut top: [(f32, usize, i32, i32); KEEP] = [(-1.0, 0, 0, 0); KEEP];
+    let keep = cfg.refine.clamp(1, KEEP);
+    for (i, p) in probes.iter().enumerate() {
+        for dy in -s..=s {
+            for dx in -s..=s {
+                let (d, n) = packed_counts(p, reference, dx, dy, cfg.coarse_step.max(1));
+                let sc = if n == 0 {
+                    -1.0
+                } else {
+                    1.0 - 2.0 * d as f32 / n as f32
+                };
+                if sc > top[keep - 1].0 {
+                    let mut j = keep - 1;
+                    while j > 0 && sc > top[j - 1].0 {
+                        top[j] = top[j - 1];
+                        j -= 1;
+                    }
+                    top[j] = (sc, i, dx, dy);
+                }
+            }
+        }
+    }
+    let mut best = (
+        MatchDetail {
+            score: 0.0,
+            distance: 0.5,
+            compared_bits: 0,
+            shift_x: 0,
+            shift_y: 0,
+        },
+        0,
+    );
+    let mut first = true;
+    for &(c, i, dx, dy) in &top[..keep] {
+        if c < 0.0 && !first {
+            continue;
+        }
+        let (diff, n) = packed_counts(&probes[i], reference, dx, dy, 1);
+        let score = normalised_score(diff, n, cfg.reference_bits);
+        if first || score > best.0.score {
+            first = false;
+            best = (
+                MatchDetail {
+                    score,
+                    distance: if n == 0 { 0.5 } else { diff as f32 / n as f32 },
+                    compared_bits: n,
+                    shift_x: dx,
+                    shift_y: dy,
+                },
+                i,
+            );
+        }
+    }
+    best
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn search_avx2(
+    probes: &[PackedCode],
+    reference: &PackedCode,
+    cfg: &MatchConfig,
+) -> (MatchDetail, usize) {
+    search_impl(probes, reference, cfg)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+unsafe fn search_popcnt(
+    probes: &[PackedCode],
+    reference: &PackedCode,
+    cfg: &MatchConfig,
+) -> (MatchDetail, usize) {
+    search_impl(probes, reference, cfg)
+}
+
+/// Best match of any of the probe's codes against the reference code (see [`search_impl`]);
+/// returns the detail and the index of the probe code that gave it. Dispatches at run time
+/// to the widest instruction set the CPU has; every path gives identical results.
+pub fn search(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig) -> (MatchDetail, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: both features were detected on this CPU.
+            return unsafe { search_avx2(probes, reference, cfg) };
+        }
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: detected above.
+            return unsafe { search_popcnt(probes, reference, cfg) };
+        }
+    }
+    search_impl(probes, reference, cfg)
+}
+
+/// The portable path of [`search`], for tests.
+pub fn search_portable(
+    probes: &[PackedCode],
+    reference: &PackedCode,
+    cfg: &MatchConfig,
+) -> (MatchDetail, usize) {
+    search_impl(probes, reference, cfg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +404,8 @@ mod tests {
             &MatchConfig {
                 max_shift: 2,
                 reference_bits: 1000,
+                coarse_step: 1,
+                refine: 1,
             },
         );
         assert_eq!((d.distance, d.shift_x, d.shift_y, d.score), (0.0, 0, 0, 1.0));
@@ -220,5 +418,52 @@ mod tests {
         assert_eq!(normalised_score(0, 0, 100), 0.0);
         assert!(normalised_score(10, 100, 1000) < normalised_score(100, 1000, 1000));
         assert_eq!(normalised_score(500, 1000, 1000), 0.0);
+    }
+
+    #[test]
+    fn packed_counts_equal_plain_counts_at_every_shift() {
+        for s in 1..5u64 {
+            let (a, b) = (code(s), code(s * 31 + 7));
+            let (pa, pb) = (PackedCode::new(&a).unwrap(), PackedCode::new(&b).unwrap());
+            for dy in -3..=3 {
+                for dx in -3..=3 {
+                    assert_eq!(packed_counts(&pa, &pb, dx, dy, 1), counts_at(&a, &b, dx, dy));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn search_paths_agree_and_find_a_planted_shift() {
+        let cfg = MatchConfig::default();
+        let reference = code(5);
+        // The probe is the reference moved by one cell right and one down, plus a decoy.
+        let g = reference.grid;
+        let mut moved = reference.clone();
+        for p in 0..reference.planes {
+            for y in 0..g {
+                let src = if y == 0 {
+                    0
+                } else {
+                    reference.bits[p * g + y - 1] << 1 & 0xffff_ffff
+                };
+                let srcm = if y == 0 {
+                    0
+                } else {
+                    reference.mask[p * g + y - 1] << 1 & 0xffff_ffff
+                };
+                moved.bits[p * g + y] = src;
+                moved.mask[p * g + y] = srcm;
+            }
+        }
+        let probes = vec![
+            PackedCode::new(&code(99)).unwrap(),
+            PackedCode::new(&moved).unwrap(),
+        ];
+        let r = PackedCode::new(&reference).unwrap();
+        let (fast, which) = search(&probes, &r, &cfg);
+        assert_eq!((fast, which), search_portable(&probes, &r, &cfg));
+        assert_eq!(which, 1);
+        assert_eq!((fast.shift_x, fast.shift_y, fast.distance), (-1, -1, 0.0));
     }
 }
