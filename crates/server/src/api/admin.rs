@@ -1,0 +1,183 @@
+//! Businesses (admin bootstrap) and API keys.
+
+use crate::auth::{Admin, Auth};
+use crate::body::ApiJson;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use openpalm_domain::apikey::{self, Environment, Scope};
+use openpalm_domain::ids::{new_id, prefix};
+use openpalm_domain::model::{ApiKeyRecord, Business};
+use openpalm_domain::now_unix;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBusiness {
+    pub name: String,
+    /// Environment of the first key (default test).
+    pub environment: Option<Environment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    pub environment: Environment,
+    pub scopes: Vec<Scope>,
+}
+
+pub fn key_view(k: &ApiKeyRecord) -> Value {
+    json!({
+        "id": k.id,
+        "environment": k.environment,
+        "scopes": k.scopes,
+        "display_prefix": k.display_prefix,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+    })
+}
+
+fn new_key(business_id: &str, environment: Environment, scopes: Vec<Scope>) -> (ApiKeyRecord, String) {
+    let generated = apikey::generate(environment);
+    let record = ApiKeyRecord {
+        id: new_id(prefix::API_KEY),
+        business_id: business_id.to_string(),
+        environment,
+        scopes,
+        hash: generated.hash,
+        display_prefix: generated.display_prefix,
+        created_at: now_unix(),
+        revoked_at: None,
+    };
+    (record, generated.secret)
+}
+
+fn with_secret(k: &ApiKeyRecord, secret: String) -> Value {
+    let mut v = key_view(k);
+    v["secret"] = Value::String(secret);
+    v
+}
+
+/// `POST /v1/businesses` (admin token): a business and its first key (all scopes), shown once.
+pub async fn create_business(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: ApiJson<CreateBusiness>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = body.value;
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::unprocessable(
+            "invalid_name",
+            "name must be 1..200 characters",
+        ));
+    }
+    let business = Business {
+        id: new_id(prefix::BUSINESS),
+        name: name.to_string(),
+        created_at: now_unix(),
+    };
+    let (key, secret) = new_key(
+        &business.id,
+        req.environment.unwrap_or(Environment::Test),
+        Scope::ALL.to_vec(),
+    );
+    state.store.create_business(&business, &key).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "business": business, "api_key": with_secret(&key, secret) })),
+    ))
+}
+
+/// `GET /v1/api-keys`
+pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::Keys)?;
+    let keys = state.store.list_api_keys(&caller.business_id).await?;
+    Ok(Json(
+        json!({ "items": keys.iter().map(key_view).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `POST /v1/api-keys`
+pub async fn create_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: ApiJson<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = auth.require(Scope::Keys)?;
+    if body.value.scopes.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_scopes",
+            "give at least one scope",
+        ));
+    }
+    let (key, secret) = new_key(&caller.business_id, body.value.environment, body.value.scopes);
+    state.store.insert_api_key(&key).await?;
+    Ok((StatusCode::CREATED, Json(with_secret(&key, secret))))
+}
+
+/// `POST /v1/api-keys/{id}/rotate`: a new key with the same scopes; the old one is revoked.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = auth.require(Scope::Keys)?;
+    let old = state
+        .store
+        .api_key(&caller.business_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    if old.revoked_at.is_some() {
+        return Err(ApiError::conflict(
+            "already_revoked",
+            "this key is revoked; create a new one",
+        ));
+    }
+    let (key, secret) = new_key(&caller.business_id, old.environment, old.scopes.clone());
+    if !state
+        .store
+        .rotate_api_key(&caller.business_id, &id, &key, now_unix())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "already_revoked",
+            "this key was revoked meanwhile",
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(with_secret(&key, secret))))
+}
+
+/// `POST /v1/api-keys/{id}/revoke`
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::Keys)?;
+    let found = state
+        .store
+        .api_key(&caller.business_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    if found.revoked_at.is_some()
+        || !state
+            .store
+            .revoke_api_key(&caller.business_id, &id, now_unix())
+            .await?
+    {
+        return Err(ApiError::conflict(
+            "already_revoked",
+            "this key is already revoked",
+        ));
+    }
+    let k = state
+        .store
+        .api_key(&caller.business_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(Json(key_view(&k)))
+}

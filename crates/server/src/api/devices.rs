@@ -1,0 +1,156 @@
+//! Devices: register with an Ed25519 public key, list (cursor pages), read, revoke.
+
+use crate::auth::Auth;
+use crate::body::ApiJson;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use openpalm_domain::apikey::Scope;
+use openpalm_domain::ids::{new_id, prefix, DeviceKind};
+use openpalm_domain::model::Device;
+use openpalm_domain::now_unix;
+use openpalm_domain::protocol::parse_device_public_key;
+use openpalm_store::Cursor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    pub kind: DeviceKind,
+    pub site: String,
+    /// Ed25519 public key, 32 bytes, standard base64.
+    pub public_key: String,
+}
+
+/// `?cursor=&limit=` of list endpoints.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl PageQuery {
+    /// The cursor and the page size (default 50, at most 200).
+    pub fn parse(&self) -> Result<(Option<Cursor>, u32), ApiError> {
+        let cursor = match &self.cursor {
+            None => None,
+            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "cursor is not one this service issued")
+            })?),
+        };
+        let limit = match &self.limit {
+            None => 50,
+            Some(l) => match l.parse::<u32>() {
+                Ok(n) if (1..=200).contains(&n) => n,
+                _ => return Err(ApiError::bad_request("invalid_limit", "limit must be 1..200")),
+            },
+        };
+        Ok((cursor, limit))
+    }
+}
+
+pub fn device_view(d: &Device) -> Value {
+    json!({
+        "id": d.id,
+        "kind": d.kind,
+        "site": d.site,
+        "public_key": B64.encode(d.public_key),
+        "created_at": d.created_at,
+        "revoked_at": d.revoked_at,
+    })
+}
+
+/// `POST /v1/devices`
+pub async fn register(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: ApiJson<RegisterDevice>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = auth.require(Scope::Devices)?;
+    let req = body.value;
+    let site = req.site.trim();
+    if site.is_empty() || site.chars().count() > 200 {
+        return Err(ApiError::unprocessable(
+            "invalid_site",
+            "site must be 1..200 characters",
+        ));
+    }
+    let key = parse_device_public_key(&req.public_key)
+        .map_err(|m| ApiError::unprocessable("invalid_public_key", m))?;
+    let device = Device {
+        id: new_id(prefix::DEVICE),
+        business_id: caller.business_id.clone(),
+        kind: req.kind,
+        site: site.to_string(),
+        public_key: key.to_bytes(),
+        created_at: now_unix(),
+        revoked_at: None,
+    };
+    state.store.insert_device(&device).await?;
+    Ok((StatusCode::CREATED, Json(device_view(&device))))
+}
+
+/// `GET /v1/devices?cursor=&limit=`
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::Devices)?;
+    let (cursor, limit) = q.parse()?;
+    let page = state
+        .store
+        .list_devices(&caller.business_id, cursor.as_ref(), limit)
+        .await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(device_view).collect::<Vec<_>>(),
+        "next_cursor": page.next.map(|c| c.encode()),
+    })))
+}
+
+async fn own_device(state: &AppState, business_id: &str, id: &str) -> Result<Device, ApiError> {
+    match state.store.device(id).await? {
+        Some(d) if d.business_id == business_id => Ok(d),
+        _ => Err(ApiError::not_found("device")),
+    }
+}
+
+/// `GET /v1/devices/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::Devices)?;
+    Ok(Json(device_view(
+        &own_device(&state, &caller.business_id, &id).await?,
+    )))
+}
+
+/// `POST /v1/devices/{id}/revoke`: the device's captures are refused from now on.
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::Devices)?;
+    own_device(&state, &caller.business_id, &id).await?;
+    if !state
+        .store
+        .revoke_device(&caller.business_id, &id, now_unix())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "already_revoked",
+            "this device is already revoked",
+        ));
+    }
+    Ok(Json(device_view(
+        &own_device(&state, &caller.business_id, &id).await?,
+    )))
+}

@@ -1,0 +1,299 @@
+//! Enrollment at a kiosk: consent, at least three sealed captures per hand, quality gate,
+//! consistency within each hand, 1:N duplicate check, encrypted templates, person created.
+//! Requires `Idempotency-Key`: a replay returns the stored response; the same key with a
+//! different body is refused (422).
+
+use crate::api::people::{link_view, make_link, LinkRequest};
+use crate::auth::Auth;
+use crate::body::{idempotency_key, ApiJson};
+use crate::capture;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openpalm_domain::apikey::Scope;
+use openpalm_domain::ids::{new_id, prefix, HandSide, Purpose};
+use openpalm_domain::keys::DataKey;
+use openpalm_domain::model::{
+    check_hands, ConsentRecord, EncryptedTemplate, Membership, Person, MIN_CAPTURES_PER_HAND,
+};
+use openpalm_domain::now_unix;
+use openpalm_domain::protocol::SealedCaptureWire;
+use openpalm_engine::{InputKind, Template, DEFAULT_THRESHOLD};
+use openpalm_store::{EnrollmentWrite, IdempotencyRecord};
+use serde::Deserialize;
+use serde_json::json;
+
+/// Most captures accepted per hand.
+pub const MAX_CAPTURES_PER_HAND: usize = 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentGiven {
+    pub text_version: i64,
+    pub accepted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    Roi,
+    Hand,
+}
+
+impl Input {
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Input::Roi => InputKind::Roi,
+            Input::Hand => InputKind::Hand,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandCaptures {
+    pub hand: HandSide,
+    pub captures: Vec<SealedCaptureWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub consent: ConsentGiven,
+    /// What the reader's captures show: a palm crop (`roi`) or a whole hand (`hand`).
+    pub input: Input,
+    pub hands: Vec<HandCaptures>,
+    #[serde(default)]
+    pub links: Vec<LinkRequest>,
+}
+
+fn json_response(status: StatusCode, body: &str, replayed: bool) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+/// `POST /v1/enrollments`
+pub async fn enroll(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: ApiJson<EnrollRequest>,
+) -> Result<Response, ApiError> {
+    let caller = auth.require(Scope::Enroll)?.clone();
+    let idem = idempotency_key(&headers)?;
+    if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
+        return replay(prev, &body.canonical_hash);
+    }
+    let req = body.value;
+
+    // Rules that need no capture.
+    if !req.consent.accepted {
+        return Err(ApiError::unprocessable(
+            "consent_required",
+            "the person must accept the consent text before enrolling",
+        ));
+    }
+    let current = state
+        .store
+        .current_consent_text()
+        .await?
+        .ok_or_else(|| ApiError::internal("consent", "no consent text published"))?;
+    if req.consent.text_version != current.version {
+        return Err(ApiError::unprocessable(
+            "consent_text_outdated",
+            format!(
+                "consent was given to text version {}, the current one is {}: show the current text",
+                req.consent.text_version, current.version
+            ),
+        )
+        .with("current_version", current.version));
+    }
+    let sides: Vec<HandSide> = req.hands.iter().map(|h| h.hand).collect();
+    check_hands(&sides).map_err(|m| ApiError::unprocessable("invalid_hands", m))?;
+    for h in &req.hands {
+        if h.captures.len() < MIN_CAPTURES_PER_HAND || h.captures.len() > MAX_CAPTURES_PER_HAND {
+            return Err(ApiError::unprocessable(
+                "not_enough_captures",
+                format!(
+                    "the {} hand needs {MIN_CAPTURES_PER_HAND}..{MAX_CAPTURES_PER_HAND} captures, {} given",
+                    h.hand.as_str(),
+                    h.captures.len()
+                ),
+            )
+            .with("hand", h.hand.as_str()));
+        }
+    }
+    let mut links = Vec::new();
+    for l in &req.links {
+        links.push(make_link(&state, &caller.business_id, "", l)?);
+    }
+
+    // Captures: checked together (one kiosk), nonces recorded, then opened and extracted.
+    let wires: Vec<SealedCaptureWire> = req
+        .hands
+        .iter()
+        .flat_map(|h| h.captures.iter().cloned())
+        .collect();
+    let (device, captures) = capture::verify(&state, &caller, &wires, Purpose::Enroll).await?;
+    let extractions = capture::extract_all(&state, captures, req.input.kind()).await?;
+
+    // Each hand's captures must agree with one another (the same palm).
+    let mut per_hand: Vec<(HandSide, Vec<Template>, Vec<f32>)> = Vec::new();
+    let mut it = extractions.into_iter();
+    for h in &req.hands {
+        let ex: Vec<_> = it.by_ref().take(h.captures.len()).collect();
+        let templates: Vec<Template> = ex.iter().map(|e| e.template.clone()).collect();
+        for i in 0..templates.len() {
+            for j in i + 1..templates.len() {
+                let s = state.engine.score(&templates[i], &templates[j]);
+                if s < DEFAULT_THRESHOLD {
+                    return Err(ApiError::unprocessable(
+                        "inconsistent_captures",
+                        format!(
+                            "captures {i} and {j} of the {} hand do not show the same palm (score {s:.3}); capture again",
+                            h.hand.as_str()
+                        ),
+                    )
+                    .with("hand", h.hand.as_str()));
+                }
+            }
+        }
+        per_hand.push((h.hand, templates, ex.iter().map(|e| e.quality.score).collect()));
+    }
+
+    // Duplicate check, write and gallery insert as one step.
+    let _guard = state.enroll_lock.lock().await;
+    if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
+        return replay(prev, &body.canonical_hash);
+    }
+    {
+        let matcher = state
+            .matcher
+            .read()
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
+        for (side, templates, _) in &per_hand {
+            for t in templates {
+                if let Some(best) = matcher.identify(t, None, 1).first() {
+                    if best.score >= DEFAULT_THRESHOLD {
+                        return Err(ApiError::conflict(
+                            "already_enrolled",
+                            "this palm is already enrolled; a person enrolls once and links businesses to it",
+                        )
+                        .with("hand", side.as_str()));
+                    }
+                }
+            }
+        }
+    }
+    let now = now_unix();
+    let seq = state.store.next_person_seq().await?;
+    let person_id = new_id(prefix::PERSON);
+    let data_key = DataKey::generate();
+    let mut sealed = Vec::new();
+    for (side, templates, _) in &per_hand {
+        for (i, t) in templates.iter().enumerate() {
+            let index = i as i64;
+            let bytes = zeroize::Zeroizing::new(t.to_bytes());
+            sealed.push(EncryptedTemplate {
+                person_id: person_id.clone(),
+                hand: *side,
+                index,
+                sealed: data_key.encrypt(&EncryptedTemplate::aad(&person_id, *side, index), &bytes),
+            });
+        }
+    }
+    let pseudonymous_id = state.keys.pseudonymous_id(&caller.business_id, &person_id);
+    for l in &mut links {
+        l.person_id = person_id.clone();
+    }
+    let consent = ConsentRecord {
+        person_id: person_id.clone(),
+        business_id: caller.business_id.clone(),
+        text_version: current.version,
+        given_at: now,
+        device_id: device.id.clone(),
+        site: device.site.clone(),
+    };
+    let response = json!({
+        "enrollment_id": new_id(prefix::ENROLLMENT),
+        "person": { "pseudonymous_id": pseudonymous_id },
+        "consent": {
+            "text_version": consent.text_version,
+            "given_at": consent.given_at,
+            "device_id": consent.device_id,
+            "site": consent.site,
+        },
+        "hands": per_hand.iter().map(|(side, t, q)| json!({
+            "hand": side,
+            "templates": t.len(),
+            "quality": q,
+        })).collect::<Vec<_>>(),
+        "links": links.iter().map(link_view).collect::<Vec<_>>(),
+    });
+    let response_text = response.to_string();
+    let write = EnrollmentWrite {
+        person: Person {
+            id: person_id.clone(),
+            seq,
+            wrapped_key: state.keys.wrap_data_key(&person_id, &data_key),
+            created_at: now,
+        },
+        templates: sealed,
+        consent,
+        membership: Membership {
+            person_id: person_id.clone(),
+            business_id: caller.business_id.clone(),
+            pseudonymous_id,
+            created_at: now,
+        },
+        links,
+        idempotency_key: idem,
+        idempotency: IdempotencyRecord {
+            request_hash: body.canonical_hash.clone(),
+            status: StatusCode::CREATED.as_u16(),
+            response: response_text.clone(),
+        },
+    };
+    state.store.enroll(&write).await?;
+    let seq_u = u64::try_from(seq).map_err(|e| ApiError::internal("person seq", e))?;
+    {
+        let mut matcher = state
+            .matcher
+            .write()
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
+        matcher.add(seq_u, per_hand.into_iter().flat_map(|(_, t, _)| t).collect());
+    }
+    {
+        let mut dir = state
+            .directory
+            .write()
+            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
+        dir.person_ids.insert(seq_u, person_id);
+        dir.scopes
+            .entry(caller.business_id.clone())
+            .or_default()
+            .insert(seq_u);
+    }
+    Ok(json_response(StatusCode::CREATED, &response_text, false))
+}
+
+fn replay(prev: IdempotencyRecord, hash: &str) -> Result<Response, ApiError> {
+    if prev.request_hash != hash {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+        ));
+    }
+    let status = StatusCode::from_u16(prev.status).map_err(|e| ApiError::internal("stored status", e))?;
+    Ok(json_response(status, &prev.response, true))
+}

@@ -1,0 +1,462 @@
+//! The HTTP surface: one route table from which both the router and the OpenAPI document
+//! are built, so they cannot disagree; request IDs and problem+json on every response.
+
+pub mod admin;
+pub mod devices;
+pub mod enroll;
+pub mod identify;
+pub mod people;
+pub mod public;
+
+use crate::problem::{for_status, ApiError, PROBLEM_JSON};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Admin,
+    ApiKey,
+}
+
+/// One documented route.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Name of the request body schema, if the route takes a body.
+    pub body: Option<&'static str>,
+    /// Success status.
+    pub ok: u16,
+    /// Whether `Idempotency-Key` is required.
+    pub idempotent: bool,
+    /// Whether the route takes `cursor` and `limit`.
+    pub paged: bool,
+}
+
+const fn doc(
+    method: &'static str,
+    path: &'static str,
+    operation_id: &'static str,
+    summary: &'static str,
+    access: Access,
+) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        operation_id,
+        summary,
+        access,
+        body: None,
+        ok: 200,
+        idempotent: false,
+        paged: false,
+    }
+}
+
+/// Every route: its documentation and its handler.
+fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    use Access::*;
+    vec![
+        (
+            doc("get", "/v1/health", "health", "Liveness and gallery size", Public),
+            get(public::health),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/service-key",
+                "getServiceKey",
+                "The HPKE public key readers seal captures to",
+                Public,
+            ),
+            get(public::service_key),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/consent-texts/current",
+                "getCurrentConsentText",
+                "The consent text a kiosk shows before enrollment",
+                Public,
+            ),
+            get(public::consent_text),
+        ),
+        (
+            doc("get", "/openapi.json", "getOpenApi", "This document", Public),
+            get(public::openapi),
+        ),
+        (
+            RouteDoc {
+                body: Some("CreateBusiness"),
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/businesses",
+                    "createBusiness",
+                    "Create a business and its first API key (shown once); admin token",
+                    Admin,
+                )
+            },
+            post(admin::create_business),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/api-keys",
+                "listApiKeys",
+                "The business's API keys (never their secrets)",
+                ApiKey,
+            ),
+            get(admin::list_keys),
+        ),
+        (
+            RouteDoc {
+                body: Some("CreateApiKey"),
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/api-keys",
+                    "createApiKey",
+                    "Create an API key (shown once)",
+                    ApiKey,
+                )
+            },
+            post(admin::create_key),
+        ),
+        (
+            RouteDoc {
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/api-keys/{id}/rotate",
+                    "rotateApiKey",
+                    "Replace a key by a new one with the same scopes",
+                    ApiKey,
+                )
+            },
+            post(admin::rotate_key),
+        ),
+        (
+            doc(
+                "post",
+                "/v1/api-keys/{id}/revoke",
+                "revokeApiKey",
+                "Revoke a key",
+                ApiKey,
+            ),
+            post(admin::revoke_key),
+        ),
+        (
+            RouteDoc {
+                body: Some("RegisterDevice"),
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/devices",
+                    "registerDevice",
+                    "Register a kiosk, gate or checkout with its Ed25519 public key",
+                    ApiKey,
+                )
+            },
+            post(devices::register),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/devices",
+                    "listDevices",
+                    "The business's devices, oldest first",
+                    ApiKey,
+                )
+            },
+            get(devices::list),
+        ),
+        (
+            doc("get", "/v1/devices/{id}", "getDevice", "One device", ApiKey),
+            get(devices::get),
+        ),
+        (
+            doc(
+                "post",
+                "/v1/devices/{id}/revoke",
+                "revokeDevice",
+                "Revoke a device: its captures are refused from now on",
+                ApiKey,
+            ),
+            post(devices::revoke),
+        ),
+        (
+            RouteDoc {
+                body: Some("EnrollRequest"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/enrollments",
+                    "enroll",
+                    "Enroll a person at a kiosk: consent and sealed captures",
+                    ApiKey,
+                )
+            },
+            post(enroll::enroll),
+        ),
+        (
+            RouteDoc {
+                body: Some("IdentifyRequest"),
+                ..doc(
+                    "post",
+                    "/v1/identifications",
+                    "identify",
+                    "Identify a person from one sealed capture, in the caller's scope",
+                    ApiKey,
+                )
+            },
+            post(identify::identify),
+        ),
+        (
+            RouteDoc {
+                body: Some("LinkRequest"),
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/people/{pseudonymous_id}/links",
+                    "createLink",
+                    "Link a member ID, payment token or phone to a person",
+                    ApiKey,
+                )
+            },
+            post(people::create_link),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/people/{pseudonymous_id}/links",
+                "listLinks",
+                "The caller's links of a person",
+                ApiKey,
+            ),
+            get(people::list_links),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/people/{pseudonymous_id}/match-log",
+                    "getMatchLog",
+                    "The caller's identifications of a person, oldest first",
+                    ApiKey,
+                )
+            },
+            get(people::match_log),
+        ),
+    ]
+}
+
+/// The documentation of every route, in table order.
+pub fn routes() -> Vec<RouteDoc> {
+    table().into_iter().map(|(d, _)| d).collect()
+}
+
+/// The service's router.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let mut r = Router::new();
+    for (d, handler) in table() {
+        r = r.route(d.path, handler);
+    }
+    r.fallback(|| async {
+        ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route").into_response()
+    })
+    .layer(DefaultBodyLimit::max(limit))
+    .layer(axum::middleware::from_fn(request_id_and_problems))
+    .with_state(state)
+}
+
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+}
+
+/// Every response gets `x-request-id` (the caller's if well-formed, else a new one); any
+/// error that is not already problem+json (wrong method, unreadable path or query) is
+/// turned into one.
+async fn request_id_and_problems(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .filter(|v| valid_request_id(v))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&openpalm_domain::ids::new_id("req"))
+                .unwrap_or(HeaderValue::from_static("req"))
+        });
+    let mut res = next.run(req).await;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = for_status(status).into_response();
+        if let Some(a) = allow {
+            res.headers_mut().insert(header::ALLOW, a);
+        }
+    }
+    res.headers_mut().insert("x-request-id", id);
+    res
+}
+
+fn schemas() -> Value {
+    let capture = json!({
+        "type": "object",
+        "required": ["device_id", "nonce", "timestamp", "purpose", "enc", "ciphertext", "signature"],
+        "properties": {
+            "device_id": {"type": "string"},
+            "nonce": {"type": "string", "contentEncoding": "base64", "description": "16 random bytes"},
+            "timestamp": {"type": "integer", "description": "Unix seconds; within 60 s of the service clock"},
+            "purpose": {"type": "string", "enum": ["enroll", "identify"]},
+            "enc": {"type": "string", "contentEncoding": "base64", "description": "HPKE encapsulated key"},
+            "ciphertext": {"type": "string", "contentEncoding": "base64", "description": "HPKE ciphertext of the image; AAD = header"},
+            "signature": {"type": "string", "contentEncoding": "base64", "description": "Ed25519 over the canonical bytes"}
+        }
+    });
+    let link = json!({
+        "type": "object", "required": ["kind", "value"],
+        "properties": {
+            "kind": {"type": "string", "enum": ["member_id", "payment_token", "phone"]},
+            "value": {"type": "string"}
+        }
+    });
+    json!({
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"type": "string"}
+            }
+        },
+        "SealedCapture": capture,
+        "LinkRequest": link,
+        "CreateBusiness": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}, "environment": {"type": "string", "enum": ["test", "live"]}}
+        },
+        "CreateApiKey": {
+            "type": "object", "required": ["environment", "scopes"],
+            "properties": {
+                "environment": {"type": "string", "enum": ["test", "live"]},
+                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people"]}}
+            }
+        },
+        "RegisterDevice": {
+            "type": "object", "required": ["kind", "site", "public_key"],
+            "properties": {
+                "kind": {"type": "string", "enum": ["kiosk", "gate", "checkout"]},
+                "site": {"type": "string"},
+                "public_key": {"type": "string", "contentEncoding": "base64", "description": "Ed25519, 32 bytes"}
+            }
+        },
+        "EnrollRequest": {
+            "type": "object", "required": ["consent", "input", "hands"],
+            "properties": {
+                "consent": {"type": "object", "required": ["text_version", "accepted"],
+                    "properties": {"text_version": {"type": "integer"}, "accepted": {"type": "boolean"}}},
+                "input": {"type": "string", "enum": ["roi", "hand"]},
+                "hands": {"type": "array", "minItems": 1, "maxItems": 2, "items": {
+                    "type": "object", "required": ["hand", "captures"],
+                    "properties": {
+                        "hand": {"type": "string", "enum": ["left", "right"]},
+                        "captures": {"type": "array", "minItems": 3, "maxItems": 10, "items": {"$ref": "#/components/schemas/SealedCapture"}}
+                    }
+                }},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/LinkRequest"}}
+            }
+        },
+        "IdentifyRequest": {
+            "type": "object", "required": ["input", "capture"],
+            "properties": {
+                "input": {"type": "string", "enum": ["roi", "hand"]},
+                "capture": {"$ref": "#/components/schemas/SealedCapture"}
+            }
+        }
+    })
+}
+
+/// The OpenAPI 3.1 document, built from the route table.
+pub fn openapi_document() -> Value {
+    let mut paths = Map::new();
+    for d in routes() {
+        let mut params = Vec::new();
+        for seg in d.path.split('/') {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                params.push(
+                    json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}),
+                );
+            }
+        }
+        if d.paged {
+            params.push(
+                json!({"name": "cursor", "in": "query", "required": false, "schema": {"type": "string"},
+                "description": "next_cursor of the previous page"}),
+            );
+            params.push(json!({"name": "limit", "in": "query", "required": false,
+                "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}));
+        }
+        if d.idempotent {
+            params.push(json!({"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string", "maxLength": 255},
+                "description": "A replay returns the stored response; a different body with the same key is refused (422)"}));
+        }
+        let mut op = json!({
+            "operationId": d.operation_id,
+            "summary": d.summary,
+            "parameters": params,
+            "responses": {
+                d.ok.to_string(): {"description": "success", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "default": {"description": "error", "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            }
+        });
+        match d.access {
+            Access::Public => op["security"] = json!([]),
+            Access::Admin => op["security"] = json!([{"adminToken": []}]),
+            Access::ApiKey => op["security"] = json!([{"apiKey": []}]),
+        }
+        if let Some(schema) = d.body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let entry = paths.entry(d.path.to_string()).or_insert_with(|| json!({}));
+        entry[d.method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "OpenPalm service", "version": env!("CARGO_PKG_VERSION"),
+            "description": "Enrollment, identification and linking for third-party businesses. Errors are RFC 9457 problem+json; every response carries x-request-id."},
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "op_test_... or op_live_..."},
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "the admin token from the configuration"}
+            }
+        }
+    })
+}

@@ -1,0 +1,129 @@
+//! A person as one business sees them: its pseudonymous ID, its own links, its own part of
+//! the match log.
+
+use crate::api::devices::PageQuery;
+use crate::auth::Auth;
+use crate::body::ApiJson;
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use openpalm_domain::apikey::Scope;
+use openpalm_domain::ids::{new_id, prefix};
+use openpalm_domain::model::{normalise_link_value, Link, LinkKind, MatchLogEntry, Membership};
+use openpalm_domain::now_unix;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    pub kind: LinkKind,
+    /// Member ID, processor token, or phone number in international form.
+    pub value: String,
+}
+
+/// Build a link (phones hashed, card numbers refused); `person_id` may be filled in later.
+pub fn make_link(
+    state: &AppState,
+    business_id: &str,
+    person_id: &str,
+    req: &LinkRequest,
+) -> Result<Link, ApiError> {
+    let value = normalise_link_value(req.kind, &req.value).map_err(|e| {
+        ApiError::unprocessable("invalid_link", e.to_string()).with("link_kind", req.kind.as_str())
+    })?;
+    let value = match req.kind {
+        LinkKind::Phone => state.keys.phone_hash(&value),
+        _ => value,
+    };
+    Ok(Link {
+        id: new_id(prefix::LINK),
+        person_id: person_id.to_string(),
+        business_id: business_id.to_string(),
+        kind: req.kind,
+        value,
+        created_at: now_unix(),
+    })
+}
+
+/// A link as its business sees it; a phone shows only that it is linked.
+pub fn link_view(l: &Link) -> Value {
+    let value = match l.kind {
+        LinkKind::Phone => Value::Null,
+        _ => Value::String(l.value.clone()),
+    };
+    json!({ "id": l.id, "kind": l.kind, "value": value, "created_at": l.created_at })
+}
+
+async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> Result<Membership, ApiError> {
+    state
+        .store
+        .membership_by_pseudonym(business_id, pseudonymous_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("person"))
+}
+
+/// `POST /v1/people/{pseudonymous_id}/links`
+pub async fn create_link(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(pid): Path<String>,
+    body: ApiJson<LinkRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = auth.require(Scope::People)?;
+    let m = member(&state, &caller.business_id, &pid).await?;
+    let link = make_link(&state, &caller.business_id, &m.person_id, &body.value)?;
+    state.store.insert_link(&link).await.map_err(|e| match e {
+        openpalm_store::StoreError::Conflict(m) => ApiError::conflict("link_exists", m),
+        other => other.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(link_view(&link))))
+}
+
+/// `GET /v1/people/{pseudonymous_id}/links`
+pub async fn list_links(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(pid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::People)?;
+    let m = member(&state, &caller.business_id, &pid).await?;
+    let links = state.store.links(&caller.business_id, &m.person_id).await?;
+    Ok(Json(
+        json!({ "items": links.iter().map(link_view).collect::<Vec<_>>() }),
+    ))
+}
+
+pub fn log_view(e: &MatchLogEntry) -> Value {
+    json!({
+        "id": e.id,
+        "decision": e.decision,
+        "device_id": e.device_id,
+        "site": e.site,
+        "at": e.at,
+        "score": e.score,
+    })
+}
+
+/// `GET /v1/people/{pseudonymous_id}/match-log?cursor=&limit=`: this business's
+/// identifications of the person, oldest first.
+pub async fn match_log(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(pid): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::People)?;
+    let (cursor, limit) = q.parse()?;
+    let m = member(&state, &caller.business_id, &pid).await?;
+    let page = state
+        .store
+        .match_log(&caller.business_id, &m.person_id, cursor.as_ref(), limit)
+        .await?;
+    Ok(Json(json!({
+        "items": page.items.iter().map(log_view).collect::<Vec<_>>(),
+        "next_cursor": page.next.map(|c| c.encode()),
+    })))
+}

@@ -1,0 +1,104 @@
+//! Authentication: `Authorization: Bearer op_test_...` resolves to a [`Caller`] (business,
+//! key, scopes); the admin token for bootstrap.
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use openpalm_domain::apikey::{self, Scope};
+use openpalm_domain::model::Caller;
+use sha2::{Digest, Sha256};
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_credentials", "send Authorization: Bearer <API key>")
+        })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid_credentials", "the Authorization header is not text"))?;
+    value.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| {
+        ApiError::unauthorized("invalid_credentials", "expected Authorization: Bearer <API key>")
+    })
+}
+
+/// An authenticated business caller.
+pub struct Auth(pub Caller);
+
+impl Auth {
+    /// Refuse unless the key carries `scope`.
+    pub fn require(&self, scope: Scope) -> Result<&Caller, ApiError> {
+        if self.0.scopes.contains(&scope) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(
+                "insufficient_scope",
+                format!("this API key lacks the {} scope", scope.as_str()),
+            )
+            .with("required_scope", scope.as_str()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let unknown = || ApiError::unauthorized("invalid_api_key", "unknown, malformed or revoked API key");
+        if !apikey::looks_like_key(token) {
+            return Err(unknown());
+        }
+        let record = state
+            .store
+            .api_key_by_hash(&apikey::hash(token))
+            .await?
+            .ok_or_else(unknown)?;
+        if record.revoked_at.is_some() {
+            return Err(unknown());
+        }
+        Ok(Auth(Caller {
+            business_id: record.business_id,
+            key_id: record.id,
+            environment: record.environment,
+            scopes: record.scopes,
+        }))
+    }
+}
+
+/// Constant-time comparison of the presented admin token with the configured one.
+pub fn check_admin(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.config.admin_token.as_deref() else {
+        return Err(ApiError::forbidden(
+            "admin_disabled",
+            "no admin token is configured (set admin_token or OPENPALM_ADMIN_TOKEN)",
+        ));
+    };
+    let given = bearer(parts)?;
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if diff != 0 {
+        return Err(ApiError::unauthorized(
+            "invalid_admin_token",
+            "the admin token is wrong",
+        ));
+    }
+    Ok(())
+}
+
+/// The admin (bootstrap) caller.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_admin(parts, state).map(|_| Admin)
+    }
+}

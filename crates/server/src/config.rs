@@ -1,0 +1,288 @@
+//! The service configuration: one typed struct, read from defaults, then a TOML file, then
+//! `OPENPALM_*` environment variables, then command-line overrides, and validated once at
+//! start with messages that say what to change.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `openpalm serve` can be told.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and the service keys; created on first start.
+    pub data_dir: PathBuf,
+    /// Database URL; default: SQLite file `openpalm.db` in `data_dir`.
+    pub database_url: Option<String>,
+    /// Bearer token that may create businesses (`POST /v1/businesses`). Unset: bootstrap off.
+    pub admin_token: Option<String>,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// A match is ambiguous when another person scores within this of the best.
+    pub ambiguity_margin: f32,
+}
+
+/// Lowest accepted admin-token length.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("openpalm-data"),
+            database_url: None,
+            admin_token: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            ambiguity_margin: 0.03,
+        }
+    }
+}
+
+/// The file form: every field optional, unknown fields refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    admin_token: Option<String>,
+    max_body_bytes: Option<usize>,
+    ambiguity_margin: Option<f32>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key} = {value:?} is not valid: {message}")]
+    Invalid {
+        key: String,
+        value: String,
+        message: String,
+    },
+}
+
+fn invalid(key: &str, value: impl ToString, message: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn parse_listen(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse()
+        .map_err(|_| invalid(key, s, "expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"))
+}
+
+impl Config {
+    /// Defaults, then `file`, then the `OPENPALM_*` variables in `env`, then `overrides`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let f: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            if let Some(v) = f.listen {
+                c.listen = parse_listen("listen", &v)?;
+            }
+            if let Some(v) = f.data_dir {
+                c.data_dir = v;
+            }
+            c.database_url = f.database_url.or(c.database_url);
+            c.admin_token = f.admin_token.or(c.admin_token);
+            if let Some(v) = f.max_body_bytes {
+                c.max_body_bytes = v;
+            }
+            if let Some(v) = f.ambiguity_margin {
+                c.ambiguity_margin = v;
+            }
+        }
+        for (k, v) in env {
+            match k.as_str() {
+                "OPENPALM_LISTEN" => c.listen = parse_listen(&k, &v)?,
+                "OPENPALM_DATA_DIR" => c.data_dir = PathBuf::from(v),
+                "OPENPALM_DATABASE_URL" => c.database_url = Some(v),
+                "OPENPALM_ADMIN_TOKEN" => c.admin_token = Some(v),
+                "OPENPALM_MAX_BODY_BYTES" => {
+                    c.max_body_bytes = v.parse().map_err(|_| invalid(&k, &v, "expected a number of bytes"))?
+                }
+                "OPENPALM_AMBIGUITY_MARGIN" => {
+                    c.ambiguity_margin = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.03"))?
+                }
+                other if other.starts_with("OPENPALM_") => {
+                    return Err(invalid(
+                        other,
+                        "(set)",
+                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let Some(v) = overrides.listen {
+            c.listen = parse_listen("--listen", &v)?;
+        }
+        if let Some(v) = overrides.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = overrides.database_url {
+            c.database_url = Some(v);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Check every value; the first problem found is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "", "must name a folder"));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+            {
+                return Err(invalid(
+                    "database_url",
+                    url,
+                    "expected sqlite://PATH or postgres://...",
+                ));
+            }
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < MIN_ADMIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(
+                    "admin_token",
+                    "(hidden)",
+                    format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters without spaces (e.g. `openssl rand -hex 32`)"),
+                ));
+            }
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                self.max_body_bytes,
+                "must be between 1024 and 268435456",
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.ambiguity_margin) {
+            return Err(invalid(
+                "ambiguity_margin",
+                self.ambiguity_margin,
+                "must be between 0 and 0.5",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| openpalm_store::SqlStore::sqlite_url(&self.data_dir.join("openpalm.db")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openpalm.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/var/lib/openpalm\"\nmax_body_bytes = 4096\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("OPENPALM_MAX_BODY_BYTES", "2048"), ("HOME", "/x")]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/openpalm"));
+        assert_eq!(c.max_body_bytes, 2048);
+        let c = Config::load(
+            Some(&file),
+            env(&[]),
+            Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 0);
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let e = Config::load(
+            None,
+            env(&[("OPENPALM_LISTEN", "localhost")]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("OPENPALM_LISTEN") && e.to_string().contains("IP:PORT"),
+            "{e}"
+        );
+        let e = Config::load(
+            None,
+            env(&[("OPENPALM_ADMIN_TOKEN", "short")]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at least 32"), "{e}");
+        assert!(!e.to_string().contains("short"), "the token is not echoed");
+        let e = Config::load(None, env(&[("OPENPALM_LISTN", "x")]), Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown setting"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("OPENPALM_DATABASE_URL", "mysql://x")]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("postgres://"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let e = Config::load(Some(&file), env(&[]), Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = Config::load(
+            Some(&dir.path().join("missing.toml")),
+            env(&[]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("cannot read config file"), "{e}");
+    }
+}

@@ -1,0 +1,68 @@
+//! OpenPalm's HTTP service (`openpalm serve`).
+//!
+//! Readers (kiosk, gate, checkout) send captures sealed with HPKE to the service key and
+//! signed with their Ed25519 key; businesses call with API keys. See [`api`] for the routes
+//! (also at `/openapi.json`), [`capture`] for the device protocol checks, [`state`] for
+//! start-up (data folder, key file, SQLite with migrations, gallery loaded and decrypted).
+//!
+//! The 1:N search is [`matcher::BruteForceMatcher`] behind the narrow [`matcher::Matcher`]
+//! trait; the `openpalm-gallery` crate is to replace it.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod capture;
+pub mod config;
+pub mod matcher;
+pub mod problem;
+pub mod state;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use state::{AppState, StartError};
+
+use std::net::SocketAddr;
+
+/// A started service.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stop accepting, finish in-flight requests, return.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("server task: {e}")))?
+    }
+}
+
+/// Open the data folder and database, bind, and serve in the background.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let addr = config.listen;
+    let state = state::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let app = api::router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown: tx,
+        task,
+    })
+}

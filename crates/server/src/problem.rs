@@ -1,0 +1,116 @@
+//! RFC 9457 problem details: every error the service answers is `application/problem+json`
+//! with a stable `code` (also the last segment of `type`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+/// Base of the `type` URIs.
+pub const TYPE_BASE: &str = "https://openpalm.dev/problems/";
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub title: String,
+    pub detail: String,
+    /// Extension members (e.g. which capture was refused).
+    pub extra: Map<String, Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code: code.to_string(),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> ApiError {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+    pub fn unprocessable(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+    }
+    pub fn unauthorized(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+    }
+    pub fn forbidden(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, detail)
+    }
+    pub fn conflict(code: &str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, detail)
+    }
+    /// Internal failures: the detail goes to the log, not to the caller.
+    pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
+        eprintln!("openpalm-server: internal error: {context}: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the service log",
+        )
+    }
+
+    pub fn body(&self) -> Value {
+        let mut v = json!({
+            "type": format!("{TYPE_BASE}{}", self.code),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+            "code": self.code,
+        });
+        if let Value::Object(m) = &mut v {
+            for (k, x) in &self.extra {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut r = (self.status, body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        r
+    }
+}
+
+impl From<openpalm_store::StoreError> for ApiError {
+    fn from(e: openpalm_store::StoreError) -> Self {
+        match e {
+            openpalm_store::StoreError::Conflict(m) => ApiError::conflict("conflict", m),
+            other => ApiError::internal("store", other),
+        }
+    }
+}
+
+/// The problem for an error status produced outside our handlers (unknown route, wrong
+/// method, body over the limit in a layer).
+pub fn for_status(status: StatusCode) -> ApiError {
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this resource does not accept this method"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is over the size limit"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send application/json"),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        s if s.is_server_error() => ("internal", "internal error; see the service log"),
+        _ => ("bad_request", "the request cannot be processed"),
+    };
+    ApiError::new(status, code, detail)
+}

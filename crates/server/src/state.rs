@@ -1,0 +1,168 @@
+//! Start-up: data folder, service keys, database, in-memory gallery; and the shared state
+//! every handler sees.
+
+use crate::config::Config;
+use crate::matcher::{BruteForceMatcher, Matcher};
+use openpalm_domain::keys::ServiceKeys;
+use openpalm_domain::model::EncryptedTemplate;
+use openpalm_engine::{Engine, Template};
+use openpalm_store::{SqlStore, Store};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Name of the key file in the data folder.
+pub const KEY_FILE: &str = "service-keys";
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data folder {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("key file {path}: {message}")]
+    Keys { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Store(#[from] openpalm_store::StoreError),
+    #[error("stored person {person}: {message}")]
+    Gallery { person: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Who is enrolled where, by the matcher's person number.
+#[derive(Debug, Default)]
+pub struct Directory {
+    /// Person number -> person ID.
+    pub person_ids: HashMap<u64, String>,
+    /// Business -> the person numbers it may identify.
+    pub scopes: HashMap<String, HashSet<u64>>,
+}
+
+/// Shared by every request.
+pub struct Inner {
+    pub config: Config,
+    pub keys: ServiceKeys,
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    pub matcher: RwLock<Box<dyn Matcher>>,
+    pub directory: RwLock<Directory>,
+    /// Serialises enrollments: duplicate check, write and gallery insert are one step.
+    pub enroll_lock: tokio::sync::Mutex<()>,
+}
+
+pub type AppState = Arc<Inner>;
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Read the key file, or create it (mode 0600) on first start.
+pub fn load_or_create_keys(data_dir: &Path) -> Result<ServiceKeys, StartError> {
+    let path = data_dir.join(KEY_FILE);
+    let err = |message: String| StartError::Keys {
+        path: path.clone(),
+        message,
+    };
+    if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path)
+                .map_err(|e| err(e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(err(format!(
+                    "permissions are {:o}; the key file must be readable by its owner only (chmod 600)",
+                    mode & 0o777
+                )));
+            }
+        }
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?);
+        return ServiceKeys::from_file_contents(&text).map_err(|e| err(e.to_string()));
+    }
+    let keys = ServiceKeys::generate();
+    let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(|e| err(format!("cannot create: {e}")))?;
+        f.write_all(keys.to_file_contents().as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| err(format!("cannot write: {e}")))?;
+    }
+    restrict(&tmp, 0o600).map_err(|e| err(e.to_string()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| err(e.to_string()))?;
+    Ok(keys)
+}
+
+/// Open everything: data folder, keys, database (migrated), gallery (decrypted).
+pub async fn open(config: Config) -> Result<AppState, StartError> {
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    restrict(&dir, 0o700).map_err(|source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let keys = load_or_create_keys(&dir)?;
+    let store = SqlStore::connect(&config.effective_database_url()).await?;
+    let engine = Engine::default();
+    let mut matcher: Box<dyn Matcher> = Box::new(BruteForceMatcher::new(engine.clone()));
+    let mut directory = Directory::default();
+    for stored in store.people().await? {
+        let p = &stored.person;
+        let gerr = |message: String| StartError::Gallery {
+            person: p.id.clone(),
+            message,
+        };
+        let dk = keys
+            .unwrap_data_key(&p.id, &p.wrapped_key)
+            .map_err(|e| gerr(e.to_string()))?;
+        let mut templates = Vec::with_capacity(stored.templates.len());
+        for t in &stored.templates {
+            let plain = dk
+                .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
+                .map_err(|e| gerr(e.to_string()))?;
+            templates.push(Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?);
+        }
+        let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
+        matcher.add(seq, templates);
+        directory.person_ids.insert(seq, p.id.clone());
+    }
+    let seq_of: HashMap<&String, u64> = directory.person_ids.iter().map(|(s, id)| (id, *s)).collect();
+    let mut scopes: HashMap<String, HashSet<u64>> = HashMap::new();
+    for m in store.memberships().await? {
+        if let Some(&s) = seq_of.get(&m.person_id) {
+            scopes.entry(m.business_id).or_default().insert(s);
+        }
+    }
+    directory.scopes = scopes;
+    Ok(Arc::new(Inner {
+        config,
+        keys,
+        store: Arc::new(store),
+        engine,
+        matcher: RwLock::new(matcher),
+        directory: RwLock::new(directory),
+        enroll_lock: tokio::sync::Mutex::new(()),
+    }))
+}

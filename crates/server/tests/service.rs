@@ -1,0 +1,619 @@
+//! The service end to end over real HTTP, real cryptography and SQLite.
+
+mod common;
+
+use common::*;
+use openpalm_domain::ids::{DeviceKind, HandSide, Purpose};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_link_identify_happy_path() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "hall A").await;
+    let gate = venue.reader(DeviceKind::Gate, "north gate").await;
+
+    let consent = env.anonymous().get("/v1/consent-texts/current").await.unwrap();
+    assert_eq!(consent.status, 200);
+    assert_eq!(consent.body["version"], 1);
+
+    let alice = palm(1, 0, 4);
+    let bob = palm(2, 0, 4);
+    let a = venue.enroll(&kiosk, &alice[..3], "enroll-alice").await;
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    let pid = a.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    assert!(pid.starts_with("pp_"));
+    assert_eq!(a.body["consent"]["site"], "hall A");
+    assert_eq!(a.body["consent"]["device_id"], kiosk.device_id.as_str());
+    assert_eq!(a.body["hands"][0]["templates"], 3);
+    let b = venue.enroll(&kiosk, &bob[..3], "enroll-bob").await;
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    assert_ne!(b.body["person"]["pseudonymous_id"], pid.as_str());
+
+    // Link a member ID and a phone; a card number is refused.
+    let l = venue
+        .client
+        .post(
+            &format!("/v1/people/{pid}/links"),
+            &json!({"kind": "member_id", "value": "M-0001"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.status, 201, "{:?}", l.body);
+    let l = venue
+        .client
+        .post(
+            &format!("/v1/people/{pid}/links"),
+            &json!({"kind": "phone", "value": "+33 6 12 34 56 78"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.status, 201);
+    assert!(l.body["value"].is_null(), "a phone is never shown back");
+    let l = venue
+        .client
+        .post(
+            &format!("/v1/people/{pid}/links"),
+            &json!({"kind": "payment_token", "value": "4111111111111111"}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((l.status, code(&l)), (422, "invalid_link"));
+
+    // Alice's fourth capture at the gate: her pseudonymous ID and the venue's links.
+    let id = venue.identify(&gate, &alice[3]).await;
+    assert_eq!(id.status, 200, "{:?}", id.body);
+    assert_eq!(id.body["decision"], "match");
+    assert_eq!(id.body["person"]["pseudonymous_id"], pid.as_str());
+    assert_eq!(id.body["site"], "north gate");
+    let links = id.body["person"]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    let member = links.iter().find(|l| l["kind"] == "member_id").unwrap();
+    assert_eq!(member["value"], "M-0001");
+    let phone = links.iter().find(|l| l["kind"] == "phone").unwrap();
+    assert!(phone["value"].is_null());
+    let id = venue.identify(&gate, &bob[3]).await;
+    assert_eq!(id.body["decision"], "match");
+    assert_eq!(
+        id.body["person"]["pseudonymous_id"],
+        b.body["person"]["pseudonymous_id"]
+    );
+
+    // Someone never enrolled: no match.
+    let stranger = palm(3, 0, 1);
+    let id = venue.identify(&gate, &stranger[0]).await;
+    assert_eq!(id.status, 200);
+    assert_eq!(id.body["decision"], "no_match");
+    assert!(id.body["person"].is_null());
+
+    // The match log has Alice's identification, with business, device, site, time.
+    let log = venue
+        .client
+        .get(&format!("/v1/people/{pid}/match-log"))
+        .await
+        .unwrap();
+    assert_eq!(log.status, 200);
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["decision"], "match");
+    assert_eq!(items[0]["device_id"], gate.device_id.as_str());
+    assert_eq!(items[0]["site"], "north gate");
+
+    // Another business's gate finds nobody: Alice is not in its scope.
+    let shop = env.business("Shop").await;
+    let shop_gate = shop.reader(DeviceKind::Checkout, "till 1").await;
+    let id = shop.identify(&shop_gate, &alice[3]).await;
+    assert_eq!(id.status, 200);
+    assert_eq!(id.body["decision"], "no_match");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_is_idempotent_and_refuses_duplicates() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "hall").await;
+    let alice = palm(11, 0, 6);
+    let captures: Vec<_> = alice[..3]
+        .iter()
+        .map(|i| kiosk.seal(Purpose::Enroll, i).unwrap())
+        .collect();
+    let hands = [(HandSide::Right, captures)];
+    let first = venue.client.enroll("k-1", 1, "roi", &hands, &[]).await.unwrap();
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let before = env.counts().await;
+    // Same key, same body (same sealed captures): the same response, nothing new written.
+    let again = venue.client.enroll("k-1", 1, "roi", &hands, &[]).await.unwrap();
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(env.counts().await, before);
+    // Same key, different body: refused.
+    let other = venue
+        .client
+        .enroll("k-1", 1, "roi", &hands, &[("member_id".into(), "X".into())])
+        .await
+        .unwrap();
+    assert_eq!((other.status, code(&other)), (422, "idempotency_key_reused"));
+    // No key: refused.
+    let none = venue
+        .client
+        .post(
+            "/v1/enrollments",
+            &json!({"consent": {"text_version": 1, "accepted": true}, "input": "roi", "hands": []}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((none.status, code(&none)), (400, "idempotency_key_required"));
+    // The same palm from other captures, under a new key: already enrolled; nothing written
+    // but the nonces of the captures.
+    let dup = venue.enroll(&kiosk, &alice[3..6], "k-2").await;
+    assert_eq!(
+        (dup.status, code(&dup)),
+        (409, "already_enrolled"),
+        "{:?}",
+        dup.body
+    );
+    let after = env.counts().await;
+    for ((t, a), (_, b)) in after.iter().zip(before.iter()) {
+        if *t != "device_nonces" {
+            assert_eq!(a, b, "{t} changed");
+        }
+    }
+    // Refused without consent, with an old text version, with too few captures.
+    let c: Vec<_> = palm(12, 0, 3)
+        .iter()
+        .map(|i| kiosk.seal(Purpose::Enroll, i).unwrap())
+        .collect();
+    let mut body = json!({"consent": {"text_version": 1, "accepted": false}, "input": "roi",
+        "hands": [{"hand": "left", "captures": c}]});
+    let a = venue
+        .client
+        .post("/v1/enrollments", &body, Some("k-3"))
+        .await
+        .unwrap();
+    assert_eq!((a.status, code(&a)), (422, "consent_required"));
+    body["consent"] = json!({"text_version": 0, "accepted": true});
+    let a = venue
+        .client
+        .post("/v1/enrollments", &body, Some("k-3"))
+        .await
+        .unwrap();
+    assert_eq!((a.status, code(&a)), (422, "consent_text_outdated"));
+    body["consent"] = json!({"text_version": 1, "accepted": true});
+    body["hands"][0]["captures"].as_array_mut().unwrap().pop();
+    let a = venue
+        .client
+        .post("/v1/enrollments", &body, Some("k-3"))
+        .await
+        .unwrap();
+    assert_eq!((a.status, code(&a)), (422, "not_enough_captures"));
+    // Captures of two different palms for one hand.
+    let mixed: Vec<_> = [palm(13, 0, 2), palm(14, 0, 1)].concat();
+    let a = venue.enroll(&kiosk, &mixed, "k-4").await;
+    assert_eq!(
+        (a.status, code(&a)),
+        (422, "inconsistent_captures"),
+        "{:?}",
+        a.body
+    );
+    // A gate cannot enroll.
+    let gate = venue.reader(DeviceKind::Gate, "g").await;
+    let a = venue.enroll(&gate, &palm(15, 0, 3), "k-5").await;
+    assert_eq!((a.status, code(&a)), (403, "wrong_purpose"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_protocol_violation_has_its_own_error_and_writes_nothing() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "hall").await;
+    let gate = venue.reader(DeviceKind::Gate, "gate").await;
+    let alice = palm(21, 0, 4);
+    assert_eq!(venue.enroll(&kiosk, &alice[..3], "e").await.status, 201);
+    let probe = &alice[3];
+    let baseline = env.counts().await;
+
+    // Unknown device: a made-up ID, and another business's device.
+    let mut c = gate.seal(Purpose::Identify, probe).unwrap();
+    c.device_id = "dev_00000000000000000000000000000000".into();
+    let a = venue.client.identify("roi", &c).await.unwrap();
+    assert_eq!((a.status, code(&a)), (403, "unknown_device"));
+    let other = env.business("Other").await;
+    let foreign = other.reader(DeviceKind::Gate, "x").await;
+    let a = venue.identify(&foreign, probe).await;
+    assert_eq!((a.status, code(&a)), (403, "unknown_device"));
+    let baseline = {
+        // Registering the other business and its device wrote rows; re-take the baseline.
+        let now = env.counts().await;
+        assert_eq!(
+            now.iter().find(|(t, _)| *t == "device_nonces"),
+            baseline.iter().find(|(t, _)| *t == "device_nonces")
+        );
+        now
+    };
+
+    // Bad signature: a field changed after signing.
+    let mut c = gate.seal(Purpose::Identify, probe).unwrap();
+    c.timestamp += 1;
+    let a = venue.client.identify("roi", &c).await.unwrap();
+    assert_eq!((a.status, code(&a)), (403, "bad_signature"));
+
+    // Stale timestamp, both ways, correctly signed.
+    let now = openpalm_domain::now_unix();
+    for t in [now - 120, now + 120] {
+        let c = gate.seal_at(Purpose::Identify, probe, t).unwrap();
+        let a = venue.client.identify("roi", &c).await.unwrap();
+        assert_eq!((a.status, code(&a)), (400, "stale_timestamp"));
+    }
+
+    // Wrong purpose: an enrollment capture sent for identification.
+    let c = gate.seal(Purpose::Enroll, probe).unwrap();
+    let a = venue.client.identify("roi", &c).await.unwrap();
+    assert_eq!((a.status, code(&a)), (403, "wrong_purpose"));
+    assert_eq!(env.counts().await, baseline, "refused captures wrote something");
+
+    // Replayed nonce: the first use is answered and logged, the replay is refused and
+    // writes nothing.
+    let c = gate.seal(Purpose::Identify, probe).unwrap();
+    let a = venue.client.identify("roi", &c).await.unwrap();
+    assert_eq!(a.body["decision"], "match", "{:?}", a.body);
+    let after_first = env.counts().await;
+    let a = venue.client.identify("roi", &c).await.unwrap();
+    assert_eq!((a.status, code(&a)), (409, "replayed_nonce"));
+    assert_eq!(env.counts().await, after_first);
+
+    // Revoked device.
+    let r = venue
+        .client
+        .post(
+            &format!("/v1/devices/{}/revoke", gate.device_id),
+            &json!({}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.body["revoked_at"].is_i64());
+    let before = env.counts().await;
+    let a = venue.identify(&gate, probe).await;
+    assert_eq!((a.status, code(&a)), (403, "device_revoked"));
+    assert_eq!(env.counts().await, before);
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_typed_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start_in(dir, |c| c.max_body_bytes = 512 * 1024).await;
+    let venue = env.business("Venue").await;
+    let gate = venue.reader(DeviceKind::Gate, "g").await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/identifications", env.base);
+
+    // Malformed JSON.
+    let r = http
+        .post(&url)
+        .bearer_auth(&venue.key)
+        .header("content-type", "application/json")
+        .body("{\"input\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.headers().contains_key("x-request-id"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "malformed_json");
+    assert_eq!(v["type"], "https://openpalm.dev/problems/malformed_json");
+    assert_eq!(v["status"], 400);
+
+    // JSON of the wrong shape.
+    let a = venue
+        .client
+        .post("/v1/identifications", &json!({"input": "roi"}), None)
+        .await
+        .unwrap();
+    assert_eq!((a.status, code(&a)), (422, "invalid_body"));
+
+    // Oversize body.
+    let big = vec![b'a'; 600 * 1024];
+    let r = http
+        .post(&url)
+        .bearer_auth(&venue.key)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "payload_too_large");
+
+    // Not JSON at all.
+    let r = http
+        .post(&url)
+        .bearer_auth(&venue.key)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // A capture that is not a palm, and one that is not an image. (A whole-hand capture:
+    // the engine's ROI path currently accepts a flat or noise crop; reported to the engine.)
+    let c = gate.seal(Purpose::Identify, &flat_grey_png()).unwrap();
+    let a = venue.client.identify("hand", &c).await.unwrap();
+    assert_eq!(a.status, 422, "{:?}", a.body);
+    assert_eq!(a.body["capture_refused"], true);
+    assert!(
+        openpalm_engine::AcquireFailure::ALL
+            .iter()
+            .any(|f| f.code() == code(&a)),
+        "engine reason expected, got {:?}",
+        a.body
+    );
+    assert_eq!(code(&a), "no_hand");
+    let a = venue.identify(&gate, b"definitely not an image").await;
+    assert_eq!((a.status, code(&a)), (422, "unsupported_format"));
+
+    // Unknown, malformed and missing API keys.
+    for key in [
+        Some("op_test_0000000000000000000000000000000000000000000000000000000000000000"),
+        Some("nonsense"),
+        None,
+    ] {
+        let c = openpalm_device::Client::new(&env.base, key.map(str::to_string));
+        let a = c.get("/v1/devices").await.unwrap();
+        assert_eq!(a.status, 401, "{key:?}");
+        assert!(matches!(code(&a), "invalid_api_key" | "missing_credentials"));
+    }
+    // A wrong admin token.
+    let c = openpalm_device::Client::new(&env.base, Some("wrong-admin-token-wrong-admin-token-xx".into()));
+    let a = c
+        .post("/v1/businesses", &json!({"name": "x"}), None)
+        .await
+        .unwrap();
+    assert_eq!((a.status, code(&a)), (401, "invalid_admin_token"));
+
+    // Unknown route and wrong method are problems too, with a request ID.
+    let r = http.get(format!("{}/v1/nothing", env.base)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = http
+        .delete(format!("{}/v1/devices", env.base))
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["x-request-id"], "trace-123");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_ids_are_not_found() {
+    let env = Env::start().await;
+    let a = env.business("A").await;
+    let b = env.business("B").await;
+    let kiosk = a.reader(DeviceKind::Kiosk, "a").await;
+    let e = a.enroll(&kiosk, &palm(31, 0, 3), "e").await;
+    assert_eq!(e.status, 201, "{:?}", e.body);
+    let pid = e.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    let dev = kiosk.device_id.clone();
+    let key = a.key_id.clone();
+    let gets = [
+        format!("/v1/devices/{dev}"),
+        format!("/v1/people/{pid}/links"),
+        format!("/v1/people/{pid}/match-log"),
+    ];
+    let posts = [
+        (format!("/v1/devices/{dev}/revoke"), json!({})),
+        (
+            format!("/v1/people/{pid}/links"),
+            json!({"kind": "member_id", "value": "B-1"}),
+        ),
+        (format!("/v1/api-keys/{key}/rotate"), json!({})),
+        (format!("/v1/api-keys/{key}/revoke"), json!({})),
+    ];
+    let before = env.counts().await;
+    for p in &gets {
+        let r = b.client.get(p).await.unwrap();
+        assert_eq!((r.status, code(&r)), (404, "not_found"), "GET {p}");
+        // The owner sees it.
+        assert_eq!(a.client.get(p).await.unwrap().status, 200, "GET {p} as owner");
+    }
+    for (p, body) in &posts {
+        let r = b.client.post(p, body, None).await.unwrap();
+        assert_eq!((r.status, code(&r)), (404, "not_found"), "POST {p}");
+    }
+    assert_eq!(env.counts().await, before);
+    // B's listings show nothing of A.
+    let r = b.client.get("/v1/devices").await.unwrap();
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    let r = b.client.get("/v1/api-keys").await.unwrap();
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    // A's kiosk used with B's key is an unknown device.
+    let r = b.enroll(&kiosk, &palm(32, 0, 3), "e").await;
+    assert_eq!((r.status, code(&r)), (403, "unknown_device"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_and_revoke_and_devices_page() {
+    let env = Env::start().await;
+    let a = env.business("A").await;
+    // A narrow key cannot manage devices.
+    let k = a
+        .client
+        .post(
+            "/v1/api-keys",
+            &json!({"environment": "live", "scopes": ["identify"]}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(k.status, 201);
+    let secret = k.body["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("op_live_"));
+    let narrow = openpalm_device::Client::new(&env.base, Some(secret));
+    let r = narrow.get("/v1/devices").await.unwrap();
+    assert_eq!((r.status, code(&r)), (403, "insufficient_scope"));
+    // Rotation: the new key works, the old one does not.
+    let r = a
+        .client
+        .post(&format!("/v1/api-keys/{}/rotate", a.key_id), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let new = openpalm_device::Client::new(&env.base, Some(r.body["secret"].as_str().unwrap().to_string()));
+    assert_eq!(a.client.get("/v1/devices").await.unwrap().status, 401);
+    assert_eq!(new.get("/v1/devices").await.unwrap().status, 200);
+    // Revocation.
+    let id = r.body["id"].as_str().unwrap();
+    let r = new
+        .post(&format!("/v1/api-keys/{id}/revoke"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(new.get("/v1/devices").await.unwrap().status, 401);
+
+    // Cursor pages over devices.
+    let b = env.business("B").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            b.client
+                .register_device(DeviceKind::Gate, &format!("s{i}"))
+                .await
+                .unwrap()
+                .device_id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/devices?limit=2".to_string();
+    loop {
+        let r = b.client.get(&path).await.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let items = r.body["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_string()));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/devices?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    seen.sort();
+    assert_eq!(seen, sorted);
+    let r = b.client.get("/v1/devices?limit=0").await.unwrap();
+    assert_eq!((r.status, code(&r)), (400, "invalid_limit"));
+    let r = b.client.get("/v1/devices?cursor=zzz").await.unwrap();
+    assert_eq!((r.status, code(&r)), (400, "invalid_cursor"));
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_keys_people_and_their_matches() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "hall").await;
+    let gate = venue.reader(DeviceKind::Gate, "gate").await;
+    let alice = palm(41, 0, 4);
+    let e = venue.enroll(&kiosk, &alice[..3], "e").await;
+    assert_eq!(e.status, 201);
+    let key_before = env.anonymous().get("/v1/service-key").await.unwrap().body["public_key"].clone();
+    let dir = env.stop().await;
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data/service-keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The database holds no template in the clear: the template magic never appears.
+        let db = std::fs::read(dir.path().join("data/openpalm.db")).unwrap();
+        assert!(!db.windows(4).any(|w| w == b"OPTM"));
+        let hex_magic = b"4f50544d";
+        assert!(!db.windows(8).any(|w| w == hex_magic));
+    }
+
+    let env = Env::start_in(dir, |_| {}).await;
+    let venue2 = openpalm_device::Client::new(&env.base, Some(venue.key.clone()));
+    assert_eq!(
+        env.anonymous().get("/v1/service-key").await.unwrap().body["public_key"],
+        key_before
+    );
+    let h = env.anonymous().get("/v1/health").await.unwrap();
+    assert_eq!(h.body["templates"], 3);
+    let c = gate.seal(Purpose::Identify, &alice[3]).unwrap();
+    let a = venue2.identify("roi", &c).await.unwrap();
+    assert_eq!(a.body["decision"], "match", "{:?}", a.body);
+    assert_eq!(
+        a.body["person"]["pseudonymous_id"],
+        e.body["person"]["pseudonymous_id"]
+    );
+
+    // A key file others can read is refused at start, with the reason.
+    let dir = env.stop().await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.path().join("data/service-keys");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = openpalm_server::start(config(dir.path())).await.err().unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route_and_every_listed_route_exists() {
+    let env = Env::start().await;
+    let doc = env.anonymous().get("/openapi.json").await.unwrap();
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let routes = openpalm_server::api::routes();
+    assert!(routes.len() >= 18);
+    let http = reqwest::Client::new();
+    for r in &routes {
+        let op = &doc.body["paths"][r.path][r.method];
+        assert_eq!(
+            op["operationId"], r.operation_id,
+            "{} {} missing from /openapi.json",
+            r.method, r.path
+        );
+        // The router answers this method and path (anything but "no such route" or 405).
+        let path = r.path.replace("{id}", "x").replace("{pseudonymous_id}", "x");
+        let req = match r.method {
+            "get" => http.get(format!("{}{path}", env.base)),
+            "post" => http.post(format!("{}{path}", env.base)).json(&json!({})),
+            m => panic!("unexpected method {m}"),
+        };
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let v: serde_json::Value = res.json().await.unwrap_or_default();
+        assert!(
+            status != 405 && v["code"] != "no_such_route",
+            "{} {}: {status} {v}",
+            r.method,
+            r.path
+        );
+    }
+    // And nothing is documented twice or left undocumented by method.
+    let n: usize = doc.body["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(n, routes.len());
+    env.stop().await;
+}
