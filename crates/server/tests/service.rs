@@ -200,6 +200,7 @@ async fn enrollment_is_idempotent_and_refuses_duplicates() {
         "{:?}",
         a.body
     );
+    assert_eq!(a.body["capture_index"], 2);
     // A gate cannot enroll.
     let gate = venue.reader(DeviceKind::Gate, "g").await;
     let a = venue.enroll(&gate, &palm(15, 0, 3), "k-5").await;

@@ -4,10 +4,12 @@
 use clap::Subcommand;
 
 pub mod bench;
+pub mod device;
 pub mod eval;
 pub mod extract;
 pub mod inspect;
 pub mod matching;
+pub mod serve;
 pub mod synth;
 
 #[derive(Subcommand, Debug)]
@@ -26,6 +28,10 @@ pub enum Command {
     Synth(Box<synth::Args>),
     /// Benchmarks (`bench identify`: 1:N search on a synthetic gallery).
     Bench(bench::Args),
+    /// Run the HTTP service: enrollment, identification and linking for businesses.
+    Serve(serve::Args),
+    /// Simulate a kiosk, gate or checkout against a running service.
+    Device(device::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -36,5 +42,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Synth(args) => synth::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Device(args) => device::run(args),
     }
 }

@@ -147,26 +147,23 @@ pub async fn enroll(
     let (device, captures) = capture::verify(&state, &caller, &wires, Purpose::Enroll).await?;
     let extractions = capture::extract_all(&state, captures, req.input.kind()).await?;
 
-    // Each hand's captures must agree with one another (the same palm).
+    // Each hand's captures must show one palm: the graph of pairs scoring at or above the
+    // threshold must connect them all (a foreign capture matches none of the others).
     let mut per_hand: Vec<(HandSide, Vec<Template>, Vec<f32>)> = Vec::new();
     let mut it = extractions.into_iter();
     for h in &req.hands {
         let ex: Vec<_> = it.by_ref().take(h.captures.len()).collect();
         let templates: Vec<Template> = ex.iter().map(|e| e.template.clone()).collect();
-        for i in 0..templates.len() {
-            for j in i + 1..templates.len() {
-                let s = state.engine.score(&templates[i], &templates[j]);
-                if s < DEFAULT_THRESHOLD {
-                    return Err(ApiError::unprocessable(
-                        "inconsistent_captures",
-                        format!(
-                            "captures {i} and {j} of the {} hand do not show the same palm (score {s:.3}); capture again",
-                            h.hand.as_str()
-                        ),
-                    )
-                    .with("hand", h.hand.as_str()));
-                }
-            }
+        if let Some(outsider) = disconnected(&state, &templates) {
+            return Err(ApiError::unprocessable(
+                "inconsistent_captures",
+                format!(
+                    "capture {outsider} of the {} hand does not match the others as the same palm; capture again",
+                    h.hand.as_str()
+                ),
+            )
+            .with("hand", h.hand.as_str())
+            .with("capture_index", outsider));
         }
         per_hand.push((h.hand, templates, ex.iter().map(|e| e.quality.score).collect()));
     }
@@ -285,6 +282,26 @@ pub async fn enroll(
             .insert(seq_u);
     }
     Ok(json_response(StatusCode::CREATED, &response_text, false))
+}
+
+/// The first capture not connected to capture 0 through pairs that score at or above the
+/// threshold, if any.
+fn disconnected(state: &AppState, templates: &[Template]) -> Option<usize> {
+    let n = templates.len();
+    let mut reached = vec![false; n];
+    let mut stack = vec![0usize];
+    if n > 0 {
+        reached[0] = true;
+    }
+    while let Some(i) = stack.pop() {
+        for j in 0..n {
+            if !reached[j] && state.engine.score(&templates[i], &templates[j]) >= DEFAULT_THRESHOLD {
+                reached[j] = true;
+                stack.push(j);
+            }
+        }
+    }
+    reached.iter().position(|r| !r)
 }
 
 fn replay(prev: IdempotencyRecord, hash: &str) -> Result<Response, ApiError> {
