@@ -107,6 +107,19 @@ impl Capture {
         }
     }
 
+    /// [`Capture::line_channel`] of a rectangle only.
+    pub fn line_channel_in(&self, x0: usize, y0: usize, width: usize, height: usize) -> Plane {
+        let w = self.width();
+        Plane::from_fn(width, height, |x, y| {
+            let i = (y0 + y) * w + x0 + x;
+            if self.colour {
+                0.2 * self.r.data[i] + 0.5 * self.g.data[i] + 0.3 * self.b.data[i]
+            } else {
+                self.g.data[i]
+            }
+        })
+    }
+
     /// Plain luminance (Rec. 601).
     pub fn luma(&self) -> Plane {
         let data = self

@@ -2,6 +2,7 @@
 
 use crate::capture::{decode, Capture};
 use crate::code::{encode, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
+use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
 use crate::matcher::{compare, search, MatchConfig, MatchDetail, PackedCode};
@@ -96,6 +97,9 @@ pub struct Trace {
 pub struct Engine {
     config: EngineConfig,
     bank: FilterBank,
+    dense: DenseBank,
+    /// The primary pose, then one per configured variant.
+    poses: Vec<Pose>,
 }
 
 impl Default for Engine {
@@ -107,7 +111,20 @@ impl Default for Engine {
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         let bank = FilterBank::new(config.code.clone());
-        Engine { config, bank }
+        let dense = DenseBank::new(&bank);
+        let c = &config.code;
+        let poses = std::iter::once((0.0, 1.0))
+            .chain(config.variants.iter().copied())
+            .map(|(deg, scale): (f32, f32)| {
+                Pose::new(c.work_side, c.grid, c.orientations, deg.to_radians(), scale)
+            })
+            .collect();
+        Engine {
+            config,
+            bank,
+            dense,
+            poses,
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -155,7 +172,7 @@ impl Engine {
                     t.hand_mask = Some(mask.clone());
                 }
                 let geo = frame(mask, scale, &self.config.hand)?;
-                let roi = cut_roi(&capture.line_channel(), &geo, self.config.hand.roi_pixels);
+                let roi = cut_roi(capture, &geo, self.config.hand.roi_pixels);
                 if let Some(t) = trace.as_deref_mut() {
                     t.hand = Some(geo);
                 }
@@ -175,21 +192,25 @@ impl Engine {
         let small = region.resize_area(c.work_side, c.work_side);
         let (mask, median) = palm_mask(&small);
         let work = normalise_contrast(&small);
-        let responses = self.bank.responses(&work);
+        let dense = self.dense.dense(&work);
+        let responses = pose_responses(&dense, c.orientations, &self.poses[0]);
         let energy = line_energy(&responses, c.orientations);
         let quality = measure(&small, &mask, median, &work, energy);
         let refusal = quality.refusal(&self.config.quality);
         // A code cell is reliable only if the filter's core sees palm only.
-        let erosion = self
-            .config
-            .code
+        let erosion = c
             .scales
             .iter()
             .map(|s| s.sigma_across.ceil() as usize)
             .max()
             .unwrap_or(2);
-        let valid_of = |m: &Plane| m.erode(erosion).resize_bilinear(c.grid, c.grid);
-        let code = encode(&responses, c.grid, c.fragile_fraction, Some(&valid_of(&mask)));
+        let eroded = mask.erode(erosion);
+        let code = encode(
+            &responses,
+            c.grid,
+            c.fragile_fraction,
+            Some(&pose_valid(&eroded, &self.poses[0])),
+        );
         if let Some(t) = trace {
             t.work = Some(work.clone());
             t.palm_mask = Some(mask.clone());
@@ -200,20 +221,12 @@ impl Engine {
         if let Some(reason) = refusal {
             return Err(reason.into());
         }
-        let rotated = self
-            .config
-            .variants
+        // Other poses of the same palm cost only resampling of the dense responses.
+        let rotated = self.poses[1..]
             .iter()
-            .map(|&(deg, scale)| {
-                let a = deg.to_radians();
-                let w = work.rotate_scale(a, scale);
-                let m = mask.rotate_scale_mask(a, scale);
-                encode(
-                    &self.bank.responses(&w),
-                    c.grid,
-                    c.fragile_fraction,
-                    Some(&valid_of(&m)),
-                )
+            .map(|pose| {
+                let r = pose_responses(&dense, c.orientations, pose);
+                encode(&r, c.grid, c.fragile_fraction, Some(&pose_valid(&eroded, pose)))
             })
             .collect();
         Ok(Extraction {

@@ -233,41 +233,48 @@ fn dilate(mask: &Plane, r: usize) -> Plane {
     }
 }
 
+/// Erosion of a 0/1 mask by a square of radius r where the outside of the frame counts as
+/// hand: a pixel stays only if its window holds no background. Counted with running sums, so
+/// the cost does not grow with r.
 fn erode_keep_border(mask: &Plane, r: usize) -> Plane {
-    // Pad with ones so the border does not erode.
-    let r_i = r as isize;
-    let (w, h) = (mask.width as isize, mask.height as isize);
-    let get = |x: isize, y: isize| {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            1.0
-        } else {
-            mask.get(x as usize, y as usize)
-        }
-    };
-    let mut tmp = Plane::new(mask.width, mask.height);
+    let (w, h) = (mask.width, mask.height);
+    // Background counts in horizontal windows.
+    let mut tmp = vec![0u32; w * h];
+    let mut prefix = vec![0u32; w.max(h) + 1];
     for y in 0..h {
+        let row = &mask.data[y * w..(y + 1) * w];
         for x in 0..w {
-            let mut m = 1.0f32;
-            for k in -r_i..=r_i {
-                m = m.min(get(x + k, y));
-            }
-            tmp.set(x as usize, y as usize, m);
+            prefix[x + 1] = prefix[x] + (row[x] < 0.5) as u32;
+        }
+        for x in 0..w {
+            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
+            tmp[y * w + x] = prefix[b] - prefix[a];
         }
     }
-    let get2 = |x: isize, y: isize| {
-        if y < 0 || y >= h {
-            1.0
-        } else {
-            tmp.get(x as usize, y as usize)
+    // Then vertical sums of those counts.
+    let mut out = Plane::new(w, h);
+    let mut acc = vec![0u32; w];
+    let mut lo = 0usize;
+    let mut hi = 0usize;
+    for y in 0..h {
+        let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
+        while hi < b {
+            for (s, t) in acc.iter_mut().zip(&tmp[hi * w..(hi + 1) * w]) {
+                *s += t;
+            }
+            hi += 1;
         }
-    };
-    Plane::from_fn(mask.width, mask.height, |x, y| {
-        let mut m = 1.0f32;
-        for k in -r_i..=r_i {
-            m = m.min(get2(x as isize, y as isize + k));
+        while lo < a {
+            for (s, t) in acc.iter_mut().zip(&tmp[lo * w..(lo + 1) * w]) {
+                *s -= t;
+            }
+            lo += 1;
         }
-        m
-    })
+        for (d, &s) in out.data[y * w..(y + 1) * w].iter_mut().zip(&acc) {
+            *d = if s == 0 { 1.0 } else { 0.0 };
+        }
+    }
+    out
 }
 
 /// Morphological opening: removes structures thinner than 2r+1.
@@ -679,10 +686,10 @@ fn contour_points(mask: &Plane) -> Vec<Point> {
     out
 }
 
-/// Cut the ROI square from a full-resolution plane. Fails if the square leaves the frame.
-pub fn cut_roi(source: &Plane, geo: &HandGeometry, pixels: usize) -> Result<Plane, AcquireFailure> {
+/// Cut the ROI square (line channel) from the capture. Fails if the square leaves the frame.
+pub fn cut_roi(capture: &Capture, geo: &HandGeometry, pixels: usize) -> Result<Plane, AcquireFailure> {
     let [tl, tr, br, bl] = geo.roi_corners;
-    let (w, h) = (source.width as f32, source.height as f32);
+    let (w, h) = (capture.width() as f32, capture.height() as f32);
     if geo
         .roi_corners
         .iter()
@@ -698,9 +705,9 @@ pub fn cut_roi(source: &Plane, geo: &HandGeometry, pixels: usize) -> Result<Plan
     let ys = [tl.y, tr.y, br.y, bl.y];
     let x0 = (xs.iter().copied().fold(f32::INFINITY, f32::min) - pad).max(0.0) as usize;
     let y0 = (ys.iter().copied().fold(f32::INFINITY, f32::min) - pad).max(0.0) as usize;
-    let x1 = ((xs.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(source.width - 1);
-    let y1 = ((ys.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(source.height - 1);
-    let crop = Plane::from_fn(x1 - x0 + 1, y1 - y0 + 1, |x, y| source.get(x + x0, y + y0));
+    let x1 = ((xs.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(capture.width() - 1);
+    let y1 = ((ys.iter().copied().fold(0.0, f32::max) + pad).ceil() as usize).min(capture.height() - 1);
+    let crop = capture.line_channel_in(x0, y0, x1 - x0 + 1, y1 - y0 + 1);
     let src = if sigma > 0.0 {
         crop.gaussian_blur(sigma)
     } else {
@@ -718,4 +725,50 @@ pub fn cut_roi(source: &Plane, geo: &HandGeometry, pixels: usize) -> Result<Plan
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Erosion by definition: every pixel of the window (inside the frame) is hand.
+    fn naive_erode(m: &Plane, r: usize) -> Plane {
+        Plane::from_fn(m.width, m.height, |x, y| {
+            let (x0, x1) = (x.saturating_sub(r), (x + r).min(m.width - 1));
+            let (y0, y1) = (y.saturating_sub(r), (y + r).min(m.height - 1));
+            let all = (y0..=y1).all(|yy| (x0..=x1).all(|xx| m.get(xx, yy) > 0.5));
+            if all {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[test]
+    fn running_sum_erosion_matches_definition() {
+        let m = Plane::from_fn(37, 23, |x, y| if (x * 7 + y * 11) % 13 < 10 { 1.0 } else { 0.0 });
+        for r in 0..4 {
+            assert_eq!(erode_keep_border(&m, r), naive_erode(&m, r), "r = {r}");
+        }
+    }
+
+    #[test]
+    fn opening_removes_thin_bridges_and_keeps_blobs() {
+        // Two squares joined by a 1-pixel bridge.
+        let m = Plane::from_fn(30, 12, |x, y| {
+            let a = (1..11).contains(&x) && (1..11).contains(&y);
+            let b = (19..29).contains(&x) && (1..11).contains(&y);
+            let bridge = (11..19).contains(&x) && y == 5;
+            if a || b || bridge {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let o = open(&m, 1);
+        assert_eq!(o.get(15, 5), 0.0);
+        assert_eq!(o.get(5, 5), 1.0);
+        assert_eq!(largest_component(&o).1, 100);
+    }
 }

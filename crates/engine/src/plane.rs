@@ -51,8 +51,9 @@ impl Plane {
         if !(x >= 0.0 && y >= 0.0 && x <= (self.width - 1) as f32 && y <= (self.height - 1) as f32) {
             return None;
         }
-        let x0 = x.floor() as usize;
-        let y0 = y.floor() as usize;
+        // Non-negative here, so truncation is floor (and avoids a libm call).
+        let x0 = x as usize;
+        let y0 = y as usize;
         let x1 = (x0 + 1).min(self.width - 1);
         let y1 = (y0 + 1).min(self.height - 1);
         let fx = x - x0 as f32;
@@ -64,28 +65,50 @@ impl Plane {
 
     /// Area-averaging resize (exact box filter for any scale factor); good for shrinking.
     pub fn resize_area(&self, width: usize, height: usize) -> Plane {
-        let sx = self.width as f32 / width as f32;
-        let sy = self.height as f32 / height as f32;
-        if sx < 1.0 || sy < 1.0 {
+        if self.width < width || self.height < height {
             return self.resize_bilinear(width, height);
         }
-        // Separable: first along x, then along y.
+        if self.width.is_multiple_of(width) && self.height.is_multiple_of(height) {
+            return self.block_average(self.width / width, self.height / height);
+        }
+        let wx = area_weights(self.width, width);
+        let wy = area_weights(self.height, height);
+        // Rows first (each output column is a short weighted sum of source columns)...
         let mut tmp = Plane::new(width, self.height);
         for y in 0..self.height {
             let row = &self.data[y * self.width..(y + 1) * self.width];
-            for x in 0..width {
-                tmp.data[y * width + x] = box_integral(row, x as f32 * sx, (x + 1) as f32 * sx) / sx;
+            for (x, (start, w)) in wx.iter().enumerate() {
+                tmp.data[y * width + x] = w.iter().zip(&row[*start..]).map(|(a, b)| a * b).sum();
             }
         }
+        // ...then columns, whole rows at a time.
         let mut out = Plane::new(width, height);
-        let mut col = vec![0.0f32; self.height];
-        for x in 0..width {
-            for (y, c) in col.iter_mut().enumerate() {
-                *c = tmp.data[y * width + x];
+        for (y, (start, w)) in wy.iter().enumerate() {
+            let dst = &mut out.data[y * width..(y + 1) * width];
+            for (k, wk) in w.iter().enumerate() {
+                let src = &tmp.data[(start + k) * width..(start + k + 1) * width];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += wk * s;
+                }
             }
-            for y in 0..height {
-                out.data[y * width + x] = box_integral(&col, y as f32 * sy, (y + 1) as f32 * sy) / sy;
+        }
+        out
+    }
+
+    /// Average of fx x fy blocks (an exact area resize by integer factors).
+    fn block_average(&self, fx: usize, fy: usize) -> Plane {
+        let (w, h) = (self.width / fx, self.height / fy);
+        let mut out = Plane::new(w, h);
+        for y in 0..h {
+            let dst = &mut out.data[y * w..(y + 1) * w];
+            for k in 0..fy {
+                let src = &self.data[(y * fy + k) * self.width..(y * fy + k + 1) * self.width];
+                for (d, chunk) in dst.iter_mut().zip(src.chunks_exact(fx)) {
+                    *d += chunk.iter().sum::<f32>();
+                }
             }
+            let n = 1.0 / (fx * fy) as f32;
+            dst.iter_mut().for_each(|v| *v *= n);
         }
         out
     }
@@ -105,33 +128,44 @@ impl Plane {
         if sigma <= 0.0 {
             return self.clone();
         }
-        let radius = (3.0 * sigma).ceil() as isize;
+        let radius = (3.0 * sigma).ceil() as usize;
         let kernel: Vec<f32> = {
-            let k: Vec<f32> = (-radius..=radius)
-                .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+            let k: Vec<f32> = (0..=2 * radius)
+                .map(|i| {
+                    let d = i as f32 - radius as f32;
+                    (-(d * d) / (2.0 * sigma * sigma)).exp()
+                })
                 .collect();
             let s: f32 = k.iter().sum();
             k.into_iter().map(|v| v / s).collect()
         };
-        let (w, h) = (self.width as isize, self.height as isize);
-        let mut tmp = Plane::new(self.width, self.height);
+        let (w, h) = (self.width, self.height);
+        // Rows: pad each row by edge replication, then a plain dot product per output.
+        let mut tmp = Plane::new(w, h);
+        let mut padded = vec![0.0f32; w + 2 * radius];
         for y in 0..h {
+            let row = &self.data[y * w..(y + 1) * w];
+            padded[..radius].fill(row[0]);
+            padded[radius..radius + w].copy_from_slice(row);
+            padded[radius + w..].fill(row[w - 1]);
             for x in 0..w {
-                let mut acc = 0.0;
-                for (k, kv) in kernel.iter().enumerate() {
-                    acc += kv * self.get_clamped(x + k as isize - radius, y);
-                }
-                tmp.data[(y * w + x) as usize] = acc;
+                tmp.data[y * w + x] = padded[x..x + kernel.len()]
+                    .iter()
+                    .zip(&kernel)
+                    .map(|(a, b)| a * b)
+                    .sum();
             }
         }
-        let mut out = Plane::new(self.width, self.height);
+        // Columns: accumulate whole rows at a time (contiguous, vectorisable).
+        let mut out = Plane::new(w, h);
         for y in 0..h {
-            for x in 0..w {
-                let mut acc = 0.0;
-                for (k, kv) in kernel.iter().enumerate() {
-                    acc += kv * tmp.get_clamped(x, y + k as isize - radius);
+            let dst = &mut out.data[y * w..(y + 1) * w];
+            for (k, kv) in kernel.iter().enumerate() {
+                let sy = (y + k).saturating_sub(radius).min(h - 1);
+                let src = &tmp.data[sy * w..(sy + 1) * w];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += kv * s;
                 }
-                out.data[(y * w + x) as usize] = acc;
             }
         }
         out
@@ -167,36 +201,26 @@ impl Plane {
 
     /// Minimum filter over a (2r+1)^2 window (erosion of a 0/1 mask); outside counts as 0.
     pub fn erode(&self, r: usize) -> Plane {
-        let r = r as isize;
-        let (w, h) = (self.width as isize, self.height as isize);
-        let mut tmp = Plane::new(self.width, self.height);
+        let (w, h) = (self.width, self.height);
+        let mut tmp = Plane::new(w, h);
         for y in 0..h {
+            let row = &self.data[y * w..(y + 1) * w];
             for x in 0..w {
-                let mut m = f32::INFINITY;
-                for k in -r..=r {
-                    let xx = x + k;
-                    m = m.min(if xx < 0 || xx >= w {
-                        0.0
-                    } else {
-                        self.get(xx as usize, y as usize)
-                    });
-                }
-                tmp.set(x as usize, y as usize, m);
+                tmp.data[y * w + x] = if x < r || x + r >= w {
+                    0.0
+                } else {
+                    row[x - r..=x + r].iter().copied().fold(f32::INFINITY, f32::min)
+                };
             }
         }
-        let mut out = Plane::new(self.width, self.height);
-        for y in 0..h {
-            for x in 0..w {
-                let mut m = f32::INFINITY;
-                for k in -r..=r {
-                    let yy = y + k;
-                    m = m.min(if yy < 0 || yy >= h {
-                        0.0
-                    } else {
-                        tmp.get(x as usize, yy as usize)
-                    });
+        let mut out = Plane::new(w, h);
+        for y in r..h.saturating_sub(r) {
+            let dst = &mut out.data[y * w..(y + 1) * w];
+            dst.copy_from_slice(&tmp.data[(y - r) * w..(y - r + 1) * w]);
+            for k in y - r + 1..=y + r {
+                for (d, s) in dst.iter_mut().zip(&tmp.data[k * w..(k + 1) * w]) {
+                    *d = d.min(*s);
                 }
-                out.set(x as usize, y as usize, m);
             }
         }
         out
@@ -226,20 +250,22 @@ impl Plane {
     }
 }
 
-/// Integral of a piecewise-constant row over [a, b).
-fn box_integral(row: &[f32], a: f32, b: f32) -> f32 {
-    let mut acc = 0.0;
-    let mut i = a.floor() as usize;
-    let end = (b.ceil() as usize).min(row.len());
-    while i < end {
-        let lo = (i as f32).max(a);
-        let hi = ((i + 1) as f32).min(b);
-        if hi > lo {
-            acc += row[i] * (hi - lo);
-        }
-        i += 1;
-    }
-    acc
+/// For each of `dst` output samples: the first source index and the weights of the source
+/// samples it averages (box filter of width src/dst, weights summing to 1).
+fn area_weights(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f32 / dst as f32;
+    (0..dst)
+        .map(|i| {
+            let (a, b) = (i as f32 * scale, (i + 1) as f32 * scale);
+            let start = a.floor() as usize;
+            let end = (b.ceil() as usize).min(src);
+            let w = (start..end)
+                .map(|j| ((j + 1) as f32).min(b) - (j as f32).max(a))
+                .map(|v| v.max(0.0) / scale)
+                .collect();
+            (start, w)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -253,6 +279,25 @@ mod tests {
         let (m0, _) = p.mean_std();
         let (m1, _) = r.mean_std();
         assert!((m0 - m1).abs() < 0.05, "{m0} vs {m1}");
+    }
+
+    #[test]
+    fn block_average_equals_general_area_resize() {
+        let p = Plane::from_fn(40, 30, |x, y| ((x * 13 + y * 7) % 19) as f32);
+        let fast = p.resize_area(20, 15);
+        let wx = area_weights(40, 20);
+        let wy = area_weights(30, 15);
+        for y in 0..15 {
+            for x in 0..20 {
+                let mut v = 0.0;
+                for (j, wj) in wy[y].1.iter().enumerate() {
+                    for (i, wi) in wx[x].1.iter().enumerate() {
+                        v += wj * wi * p.get(wx[x].0 + i, wy[y].0 + j);
+                    }
+                }
+                assert!((fast.get(x, y) - v).abs() < 1e-4);
+            }
+        }
     }
 
     #[test]

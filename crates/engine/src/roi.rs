@@ -12,9 +12,13 @@ pub fn normalise_roi(roi: &Plane, side: usize) -> Plane {
 }
 
 /// Remove slow illumination (divide by a wide blur) and scale to zero mean, unit std.
+/// The illumination is smooth, so it is estimated at a quarter of the resolution.
 pub fn normalise_contrast(p: &Plane) -> Plane {
-    let sigma = p.width as f32 / 8.0;
-    let bg = p.gaussian_blur(sigma);
+    let (qw, qh) = ((p.width / 4).max(1), (p.height / 4).max(1));
+    let bg = p
+        .resize_area(qw, qh)
+        .gaussian_blur(qw as f32 / 8.0)
+        .resize_bilinear(p.width, p.height);
     let mut out = Plane::new(p.width, p.height);
     for i in 0..p.data.len() {
         out.data[i] = p.data[i] / bg.data[i].max(1e-3);
