@@ -268,6 +268,35 @@ impl SqlStore {
         Ok(SqlStore { pool })
     }
 
+    /// Create a fresh, empty PostgreSQL database `name` through `admin_url` (a database the
+    /// user may connect to, e.g. `postgres://user@host/postgres`) and return its URL. For
+    /// tests that run the suite on PostgreSQL.
+    pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+        sqlx::any::install_default_drivers();
+        if !name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        {
+            return Err(StoreError::Conflict(format!(
+                "database name {name:?}: use a-z, 0-9 and _"
+            )));
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(admin_url)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        let base = admin_url.split('?').next().unwrap_or(admin_url);
+        let cut = base
+            .rfind('/')
+            .filter(|&i| i > "postgres://".len())
+            .unwrap_or(base.len());
+        Ok(format!("{}/{name}", &base[..cut]))
+    }
+
     /// The SQLite URL of a database file, created if missing.
     pub fn sqlite_url(path: &std::path::Path) -> String {
         format!("sqlite://{}?mode=rwc", path.display())

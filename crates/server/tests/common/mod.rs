@@ -16,6 +16,30 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub running: Option<Running>,
     pub base: String,
+    /// The database in use: SQLite in the tempdir, or a fresh PostgreSQL database when
+    /// `OPENPALM_TEST_POSTGRES_URL` is set (the same suite runs on both).
+    pub database_url: String,
+}
+
+/// Whether the suite runs on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("OPENPALM_TEST_POSTGRES_URL").is_ok()
+}
+
+/// The test's database URL, made once per tempdir (kept in `DIR/database-url` so that a
+/// restart finds the same database).
+async fn database_url(dir: &std::path::Path) -> Option<String> {
+    let admin = std::env::var("OPENPALM_TEST_POSTGRES_URL").ok()?;
+    let file = dir.join("database-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return Some(url);
+    }
+    let name = openpalm_domain::ids::new_id("openpalm_test");
+    let url = openpalm_store::SqlStore::create_postgres_database(&admin, &name)
+        .await
+        .unwrap();
+    std::fs::write(&file, &url).unwrap();
+    Some(url)
 }
 
 pub fn config(dir: &std::path::Path) -> Config {
@@ -35,13 +59,16 @@ impl Env {
 
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Env {
         let mut c = config(dir.path());
+        c.database_url = database_url(dir.path()).await;
         tweak(&mut c);
+        let database_url = c.effective_database_url();
         let running = openpalm_server::start(c).await.unwrap();
         let base = format!("http://{}", running.addr);
         Env {
             dir,
             running: Some(running),
             base,
+            database_url,
         }
     }
 
@@ -78,11 +105,9 @@ impl Env {
 
     /// Row counts of every table, to prove that a refused request wrote nothing.
     pub async fn counts(&self) -> Vec<(&'static str, i64)> {
-        let store = openpalm_store::SqlStore::connect(&openpalm_store::SqlStore::sqlite_url(
-            &self.dir.path().join("data/openpalm.db"),
-        ))
-        .await
-        .unwrap();
+        let store = openpalm_store::SqlStore::connect(&self.database_url)
+            .await
+            .unwrap();
         let c = store.table_counts().await.unwrap();
         store.close().await;
         c
