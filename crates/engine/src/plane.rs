@@ -287,12 +287,12 @@ mod tests {
         let fast = p.resize_area(20, 15);
         let wx = area_weights(40, 20);
         let wy = area_weights(30, 15);
-        for y in 0..15 {
-            for x in 0..20 {
+        for (y, (y0, wyv)) in wy.iter().enumerate() {
+            for (x, (x0, wxv)) in wx.iter().enumerate() {
                 let mut v = 0.0;
-                for (j, wj) in wy[y].1.iter().enumerate() {
-                    for (i, wi) in wx[x].1.iter().enumerate() {
-                        v += wj * wi * p.get(wx[x].0 + i, wy[y].0 + j);
+                for (j, wj) in wyv.iter().enumerate() {
+                    for (i, wi) in wxv.iter().enumerate() {
+                        v += wj * wi * p.get(x0 + i, y0 + j);
                     }
                 }
                 assert!((fast.get(x, y) - v).abs() < 1e-4);
