@@ -238,7 +238,7 @@ impl Client {
                     "site": site,
                     "public_key": B64.encode(key.verifying_key().to_bytes()),
                 }),
-                None,
+                Some(&openpalm_domain::ids::new_id("idem")),
             )
             .await?
             .ok()?;

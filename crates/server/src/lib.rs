@@ -13,6 +13,7 @@ pub mod auth;
 pub mod body;
 pub mod capture;
 pub mod config;
+pub mod idempotency;
 pub mod matcher;
 pub mod problem;
 pub mod state;

@@ -36,7 +36,7 @@ async fn enroll_link_identify_happy_path() {
         .post(
             &format!("/v1/people/{pid}/links"),
             &json!({"kind": "member_id", "value": "M-0001"}),
-            None,
+            Some("link-1"),
         )
         .await
         .unwrap();
@@ -46,7 +46,7 @@ async fn enroll_link_identify_happy_path() {
         .post(
             &format!("/v1/people/{pid}/links"),
             &json!({"kind": "phone", "value": "+33 6 12 34 56 78"}),
-            None,
+            Some("link-2"),
         )
         .await
         .unwrap();
@@ -57,7 +57,7 @@ async fn enroll_link_identify_happy_path() {
         .post(
             &format!("/v1/people/{pid}/links"),
             &json!({"kind": "payment_token", "value": "4111111111111111"}),
-            None,
+            Some("link-3"),
         )
         .await
         .unwrap();
@@ -430,7 +430,7 @@ async fn another_tenants_ids_are_not_found() {
         assert_eq!(a.client.get(p).await.unwrap().status, 200, "GET {p} as owner");
     }
     for (p, body) in &posts {
-        let r = b.client.post(p, body, None).await.unwrap();
+        let r = b.client.post(p, body, Some("tenancy")).await.unwrap();
         assert_eq!((r.status, code(&r)), (404, "not_found"), "POST {p}");
     }
     assert_eq!(env.counts().await, before);
@@ -455,7 +455,7 @@ async fn keys_rotate_and_revoke_and_devices_page() {
         .post(
             "/v1/api-keys",
             &json!({"environment": "live", "scopes": ["identify"]}),
-            None,
+            Some("narrow-key"),
         )
         .await
         .unwrap();
@@ -468,10 +468,21 @@ async fn keys_rotate_and_revoke_and_devices_page() {
     // Rotation: the new key works, the old one does not.
     let r = a
         .client
-        .post(&format!("/v1/api-keys/{}/rotate", a.key_id), &json!({}), None)
+        .post(
+            &format!("/v1/api-keys/{}/rotate", a.key_id),
+            &json!({}),
+            Some("rotate-1"),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{:?}", r.body);
+    // Rotation is a create: without an Idempotency-Key it is refused.
+    let no_key = a
+        .client
+        .post(&format!("/v1/api-keys/{}/rotate", a.key_id), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(no_key.status, 401, "the old key is already revoked");
     let new = openpalm_device::Client::new(&env.base, Some(r.body["secret"].as_str().unwrap().to_string()));
     assert_eq!(a.client.get("/v1/devices").await.unwrap().status, 401);
     assert_eq!(new.get("/v1/devices").await.unwrap().status, 200);
@@ -621,4 +632,49 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
         .sum();
     assert_eq!(n, routes.len());
     env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_create_honours_its_idempotency_key() {
+    let env = Env::start().await;
+    let a = env.business("A").await;
+    let key = base64_key();
+    let body = json!({"kind": "gate", "site": "north", "public_key": key});
+    let first = a.client.post("/v1/devices", &body, Some("dev-1")).await.unwrap();
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let before = env.counts().await;
+    let again = a.client.post("/v1/devices", &body, Some("dev-1")).await.unwrap();
+    assert_eq!((again.status, &again.body), (201, &first.body));
+    assert_eq!(env.counts().await, before, "a replay creates nothing");
+    let other = json!({"kind": "gate", "site": "south", "public_key": key});
+    let r = a.client.post("/v1/devices", &other, Some("dev-1")).await.unwrap();
+    assert_eq!((r.status, code(&r)), (422, "idempotency_key_reused"));
+    // The same key on another endpoint is another request.
+    let r = a
+        .client
+        .post(
+            "/v1/api-keys",
+            &json!({"environment": "test", "scopes": ["people"]}),
+            Some("dev-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, code(&r)), (422, "idempotency_key_reused"));
+    let key_body = json!({"environment": "test", "scopes": ["people"]});
+    for (path, b) in [("/v1/devices", &body), ("/v1/api-keys", &key_body)] {
+        let r = a.client.post(path, b, None).await.unwrap();
+        assert_eq!((r.status, code(&r)), (400, "idempotency_key_required"), "{path}");
+    }
+    // Keys are per business: B may use "dev-1" for its own device.
+    let b = env.business("B").await;
+    let r = b.client.post("/v1/devices", &body, Some("dev-1")).await.unwrap();
+    assert_eq!(r.status, 201);
+    assert_ne!(r.body["id"], first.body["id"]);
+    env.stop().await;
+}
+
+fn base64_key() -> String {
+    use base64::Engine as _;
+    let k = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    base64::engine::general_purpose::STANDARD.encode(k.verifying_key().to_bytes())
 }

@@ -135,6 +135,14 @@ pub trait Store: Send + Sync {
     async fn consent_text(&self, version: i64) -> Result<Option<ConsentText>>;
 
     async fn idempotency(&self, business_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    /// Keep the response to an `Idempotency-Key`; false if the key was taken meanwhile.
+    async fn save_idempotency(
+        &self,
+        business_id: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+        at: i64,
+    ) -> Result<bool>;
     /// Write an enrollment atomically. `Conflict` if the idempotency key was taken meanwhile.
     async fn enroll(&self, write: &EnrollmentWrite) -> Result<()>;
     async fn next_person_seq(&self) -> Result<i64>;
@@ -583,6 +591,32 @@ impl Store for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn save_idempotency(
+        &self,
+        business_id: &str,
+        key: &str,
+        r: &IdempotencyRecord,
+        at: i64,
+    ) -> Result<bool> {
+        let res = sqlx::query(
+            "INSERT INTO idempotency (business_id, idem_key, request_hash, status, response, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(business_id)
+        .bind(key)
+        .bind(&r.request_hash)
+        .bind(i64::from(r.status))
+        .bind(&r.response)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn enroll(&self, w: &EnrollmentWrite) -> Result<()> {

@@ -2,10 +2,12 @@
 
 use crate::auth::{Admin, Auth};
 use crate::body::ApiJson;
+use crate::idempotency::{self, request_hash};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use openpalm_domain::apikey::{self, Environment, Scope};
 use openpalm_domain::ids::{new_id, prefix};
@@ -105,30 +107,45 @@ pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<Json
 pub async fn create_key(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     body: ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Keys)?;
-    if body.value.scopes.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_scopes",
-            "give at least one scope",
-        ));
-    }
-    let (key, secret) = new_key(&caller.business_id, body.value.environment, body.value.scopes);
-    state.store.insert_api_key(&key).await?;
-    Ok((StatusCode::CREATED, Json(with_secret(&key, secret))))
+    let hash = request_hash("POST /v1/api-keys", "", &body.canonical_hash);
+    let req = body.value;
+    idempotency::create(&state, &caller.business_id, &headers, hash, || async {
+        if req.scopes.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_scopes",
+                "give at least one scope",
+            ));
+        }
+        let (key, secret) = new_key(&caller.business_id, req.environment, req.scopes);
+        state.store.insert_api_key(&key).await?;
+        Ok((StatusCode::CREATED, with_secret(&key, secret)))
+    })
+    .await
 }
 
 /// `POST /v1/api-keys/{id}/rotate`: a new key with the same scopes; the old one is revoked.
 pub async fn rotate_key(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Keys)?;
+    let hash = request_hash("POST /v1/api-keys/{id}/rotate", &id, "");
+    idempotency::create(&state, &caller.business_id, &headers, hash, || {
+        rotate(&state, &caller.business_id, &id)
+    })
+    .await
+}
+
+async fn rotate(state: &AppState, business_id: &str, id: &str) -> Result<(StatusCode, Value), ApiError> {
     let old = state
         .store
-        .api_key(&caller.business_id, &id)
+        .api_key(business_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
     if old.revoked_at.is_some() {
@@ -137,10 +154,10 @@ pub async fn rotate_key(
             "this key is revoked; create a new one",
         ));
     }
-    let (key, secret) = new_key(&caller.business_id, old.environment, old.scopes.clone());
+    let (key, secret) = new_key(business_id, old.environment, old.scopes.clone());
     if !state
         .store
-        .rotate_api_key(&caller.business_id, &id, &key, now_unix())
+        .rotate_api_key(business_id, id, &key, now_unix())
         .await?
     {
         return Err(ApiError::conflict(
@@ -148,7 +165,7 @@ pub async fn rotate_key(
             "this key was revoked meanwhile",
         ));
     }
-    Ok((StatusCode::CREATED, Json(with_secret(&key, secret))))
+    Ok((StatusCode::CREATED, with_secret(&key, secret)))
 }
 
 /// `POST /v1/api-keys/{id}/revoke`

@@ -2,10 +2,12 @@
 
 use crate::auth::Auth;
 use crate::body::ApiJson;
+use crate::idempotency::{self, request_hash};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -69,10 +71,22 @@ pub fn device_view(d: &Device) -> Value {
 pub async fn register(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     body: ApiJson<RegisterDevice>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Devices)?;
-    let req = body.value;
+    let hash = request_hash("POST /v1/devices", "", &body.canonical_hash);
+    idempotency::create(&state, &caller.business_id, &headers, hash, || {
+        register_device(&state, &caller.business_id, body.value)
+    })
+    .await
+}
+
+async fn register_device(
+    state: &AppState,
+    business_id: &str,
+    req: RegisterDevice,
+) -> Result<(StatusCode, Value), ApiError> {
     let site = req.site.trim();
     if site.is_empty() || site.chars().count() > 200 {
         return Err(ApiError::unprocessable(
@@ -84,7 +98,7 @@ pub async fn register(
         .map_err(|m| ApiError::unprocessable("invalid_public_key", m))?;
     let device = Device {
         id: new_id(prefix::DEVICE),
-        business_id: caller.business_id.clone(),
+        business_id: business_id.to_string(),
         kind: req.kind,
         site: site.to_string(),
         public_key: key.to_bytes(),
@@ -92,7 +106,7 @@ pub async fn register(
         revoked_at: None,
     };
     state.store.insert_device(&device).await?;
-    Ok((StatusCode::CREATED, Json(device_view(&device))))
+    Ok((StatusCode::CREATED, device_view(&device)))
 }
 
 /// `GET /v1/devices?cursor=&limit=`

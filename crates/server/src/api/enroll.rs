@@ -7,11 +7,12 @@ use crate::api::people::{link_view, make_link, LinkRequest};
 use crate::auth::Auth;
 use crate::body::{idempotency_key, ApiJson};
 use crate::capture;
+use crate::idempotency::{json_response, replay, request_hash};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use openpalm_domain::apikey::Scope;
 use openpalm_domain::ids::{new_id, prefix, HandSide, Purpose};
 use openpalm_domain::keys::DataKey;
@@ -69,19 +70,6 @@ pub struct EnrollRequest {
     pub links: Vec<LinkRequest>,
 }
 
-fn json_response(status: StatusCode, body: &str, replayed: bool) -> Response {
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if replayed {
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    r
-}
-
 /// `POST /v1/enrollments`
 pub async fn enroll(
     State(state): State<AppState>,
@@ -91,8 +79,9 @@ pub async fn enroll(
 ) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Enroll)?.clone();
     let idem = idempotency_key(&headers)?;
+    let hash = request_hash("POST /v1/enrollments", "", &body.canonical_hash);
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
-        return replay(prev, &body.canonical_hash);
+        return replay(prev, &hash);
     }
     let req = body.value;
 
@@ -171,7 +160,7 @@ pub async fn enroll(
     // Duplicate check, write and gallery insert as one step.
     let _guard = state.enroll_lock.lock().await;
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
-        return replay(prev, &body.canonical_hash);
+        return replay(prev, &hash);
     }
     {
         let matcher = state
@@ -256,7 +245,7 @@ pub async fn enroll(
         links,
         idempotency_key: idem,
         idempotency: IdempotencyRecord {
-            request_hash: body.canonical_hash.clone(),
+            request_hash: hash,
             status: StatusCode::CREATED.as_u16(),
             response: response_text.clone(),
         },
@@ -302,15 +291,4 @@ fn disconnected(state: &AppState, templates: &[Template]) -> Option<usize> {
         }
     }
     reached.iter().position(|r| !r)
-}
-
-fn replay(prev: IdempotencyRecord, hash: &str) -> Result<Response, ApiError> {
-    if prev.request_hash != hash {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request body",
-        ));
-    }
-    let status = StatusCode::from_u16(prev.status).map_err(|e| ApiError::internal("stored status", e))?;
-    Ok(json_response(status, &prev.response, true))
 }

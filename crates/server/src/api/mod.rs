@@ -124,6 +124,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             RouteDoc {
                 body: Some("CreateApiKey"),
                 ok: 201,
+                idempotent: true,
                 ..doc(
                     "post",
                     "/v1/api-keys",
@@ -137,6 +138,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         (
             RouteDoc {
                 ok: 201,
+                idempotent: true,
                 ..doc(
                     "post",
                     "/v1/api-keys/{id}/rotate",
@@ -161,6 +163,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             RouteDoc {
                 body: Some("RegisterDevice"),
                 ok: 201,
+                idempotent: true,
                 ..doc(
                     "post",
                     "/v1/devices",
@@ -230,6 +233,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             RouteDoc {
                 body: Some("LinkRequest"),
                 ok: 201,
+                idempotent: true,
                 ..doc(
                     "post",
                     "/v1/people/{pseudonymous_id}/links",

@@ -4,10 +4,12 @@
 use crate::api::devices::PageQuery;
 use crate::auth::Auth;
 use crate::body::ApiJson;
+use crate::idempotency::{self, request_hash};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use openpalm_domain::apikey::Scope;
 use openpalm_domain::ids::{new_id, prefix};
@@ -69,17 +71,27 @@ async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> R
 pub async fn create_link(
     State(state): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     Path(pid): Path<String>,
     body: ApiJson<LinkRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::People)?;
-    let m = member(&state, &caller.business_id, &pid).await?;
-    let link = make_link(&state, &caller.business_id, &m.person_id, &body.value)?;
-    state.store.insert_link(&link).await.map_err(|e| match e {
-        openpalm_store::StoreError::Conflict(m) => ApiError::conflict("link_exists", m),
-        other => other.into(),
-    })?;
-    Ok((StatusCode::CREATED, Json(link_view(&link))))
+    let hash = request_hash(
+        "POST /v1/people/{pseudonymous_id}/links",
+        &pid,
+        &body.canonical_hash,
+    );
+    let req = body.value;
+    idempotency::create(&state, &caller.business_id, &headers, hash, || async {
+        let m = member(&state, &caller.business_id, &pid).await?;
+        let link = make_link(&state, &caller.business_id, &m.person_id, &req)?;
+        state.store.insert_link(&link).await.map_err(|e| match e {
+            openpalm_store::StoreError::Conflict(m) => ApiError::conflict("link_exists", m),
+            other => other.into(),
+        })?;
+        Ok((StatusCode::CREATED, link_view(&link)))
+    })
+    .await
 }
 
 /// `GET /v1/people/{pseudonymous_id}/links`
