@@ -678,3 +678,81 @@ fn base64_key() -> String {
     let k = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
     base64::engine::general_purpose::STANDARD.encode(k.verifying_key().to_bytes())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_shreds_the_person_everywhere() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "hall").await;
+    let gate = venue.reader(DeviceKind::Gate, "gate").await;
+    let alice = palm(51, 0, 5);
+    let e = venue.enroll(&kiosk, &alice[..3], "e").await;
+    assert_eq!(e.status, 201);
+    let pid = e.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    let l = venue
+        .client
+        .post(
+            &format!("/v1/people/{pid}/links"),
+            &json!({"kind": "member_id", "value": "M"}),
+            Some("l"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.status, 201);
+    assert_eq!(venue.identify(&gate, &alice[3]).await.body["decision"], "match");
+
+    // Another business cannot erase the venue's member.
+    let other = env.business("Other").await;
+    let r = other
+        .client
+        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!((r.status, code(&r)), (404, "not_found"));
+
+    let r = venue
+        .client
+        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        venue.identify(&gate, &alice[4]).await.body["decision"],
+        "no_match"
+    );
+    let r = venue
+        .client
+        .get(&format!("/v1/people/{pid}/links"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    let r = venue
+        .client
+        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "erasing twice finds nobody");
+    let counts: std::collections::HashMap<_, _> = env.counts().await.into_iter().collect();
+    assert_eq!(counts["templates"], 0);
+    assert_eq!(counts["links"], 0);
+    assert_eq!(counts["memberships"], 0);
+    assert_eq!(counts["consents"], 1, "the record of consent stays");
+
+    // After a restart the person is still gone, and the palm may enroll afresh.
+    let dir = env.stop().await;
+    let env = Env::start_in(dir, |_| {}).await;
+    assert_eq!(
+        env.anonymous().get("/v1/health").await.unwrap().body["templates"],
+        0
+    );
+    let venue2 = Biz {
+        id: venue.id.clone(),
+        key_id: venue.key_id.clone(),
+        key: venue.key.clone(),
+        client: openpalm_device::Client::new(&env.base, Some(venue.key.clone())),
+    };
+    let again = venue2.enroll(&kiosk, &alice[1..4], "e2").await;
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    assert_ne!(again.body["person"]["pseudonymous_id"], pid.as_str());
+    env.stop().await;
+}

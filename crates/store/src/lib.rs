@@ -155,6 +155,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Membership>>;
     async fn membership(&self, business_id: &str, person_id: &str) -> Result<Option<Membership>>;
 
+    /// Crypto-shred a person: their wrapped data key and templates, memberships, links and
+    /// match log lines are deleted in one transaction (the person row stays as a tombstone
+    /// without a key; consent records stay as the record of what was agreed). False if the
+    /// person has no key (already erased or unknown).
+    async fn erase_person(&self, person_id: &str) -> Result<bool>;
+
     /// `Conflict` if this business already linked the same value.
     async fn insert_link(&self, link: &Link) -> Result<()>;
     async fn links(&self, business_id: &str, person_id: &str) -> Result<Vec<Link>>;
@@ -774,6 +780,26 @@ impl Store for SqlStore {
 
     async fn insert_link(&self, link: &Link) -> Result<()> {
         insert_link_in(&self.pool, link).await
+    }
+
+    async fn erase_person(&self, person_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE people SET wrapped_key = NULL WHERE id = $1 AND wrapped_key IS NOT NULL")
+            .bind(person_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for table in ["templates", "memberships", "links", "match_log"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
+                .bind(person_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn links(&self, business_id: &str, person_id: &str) -> Result<Vec<Link>> {

@@ -267,6 +267,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             },
             get(people::match_log),
         ),
+        (
+            doc(
+                "post",
+                "/v1/people/{pseudonymous_id}/erase",
+                "erasePerson",
+                "On the person's request: erase them everywhere (crypto-shredding)",
+                ApiKey,
+            ),
+            post(people::erase),
+        ),
     ]
 }
 

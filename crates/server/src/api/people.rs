@@ -139,3 +139,44 @@ pub async fn match_log(
         "next_cursor": page.next.map(|c| c.encode()),
     })))
 }
+
+/// `POST /v1/people/{pseudonymous_id}/erase`: on the person's request, erase them
+/// everywhere by crypto-shredding: the gallery drops their templates first (so they cannot
+/// be identified even if the write fails), then their wrapped data key, templates,
+/// memberships with every business, links and match log lines are deleted in one
+/// transaction.
+pub async fn erase(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(pid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::People)?;
+    let _guard = state.enroll_lock.lock().await;
+    let m = member(&state, &caller.business_id, &pid).await?;
+    {
+        let mut dir = state
+            .directory
+            .write()
+            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
+        let seq = dir
+            .person_ids
+            .iter()
+            .find(|(_, id)| **id == m.person_id)
+            .map(|(s, _)| *s);
+        if let Some(seq) = seq {
+            dir.person_ids.remove(&seq);
+            for scope in dir.scopes.values_mut() {
+                scope.remove(&seq);
+            }
+            state
+                .matcher
+                .write()
+                .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+                .remove(seq);
+        }
+    }
+    if !state.store.erase_person(&m.person_id).await? {
+        return Err(ApiError::not_found("person"));
+    }
+    Ok(Json(json!({ "pseudonymous_id": pid, "erased": true })))
+}
