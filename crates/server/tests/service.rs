@@ -756,3 +756,63 @@ async fn erasure_shreds_the_person_everywhere() {
     assert_ne!(again.body["person"]["pseudonymous_id"], pid.as_str());
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_enrolls_and_identifies_a_folder() {
+    use openpalm_device::sim::{run, SimOptions};
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let images = env.dir.path().join("people");
+    for id in 0..3u64 {
+        let d = images.join(format!("person{id}"));
+        std::fs::create_dir_all(&d).unwrap();
+        for (k, png) in palm(60 + id, 0, 4).iter().enumerate() {
+            std::fs::write(d.join(format!("{k}.png")), png).unwrap();
+        }
+    }
+    let opts = |kind, key: &str| SimOptions {
+        kind,
+        server: env.base.clone(),
+        api_key: venue.key.clone(),
+        images: images.clone(),
+        device_key: Some(env.dir.path().join(key)),
+        site: "sim".into(),
+        input: "roi".into(),
+        enroll_captures: 3,
+        people: None,
+    };
+    let kiosk = run(&opts(DeviceKind::Kiosk, "kiosk.key")).await.unwrap();
+    assert_eq!(kiosk.outcomes.get("enrolled"), Some(&3), "{:?}", kiosk.outcomes);
+    let gate = run(&opts(DeviceKind::Gate, "gate.key")).await.unwrap();
+    assert_eq!(gate.outcomes.get("match"), Some(&3), "{:?}", gate.outcomes);
+    for (k, g) in kiosk.records.iter().zip(&gate.records) {
+        assert_eq!(k.identity, g.identity);
+        assert_eq!(
+            k.pseudonymous_id, g.pseudonymous_id,
+            "{} identified as someone else",
+            g.identity
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.dir.path().join("gate.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A second run reuses the key file: same device, nothing registered.
+    let devices = venue.client.get("/v1/devices").await.unwrap().body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let again = run(&opts(DeviceKind::Gate, "gate.key")).await.unwrap();
+    assert_eq!(again.device_id, gate.device_id);
+    let after = venue.client.get("/v1/devices").await.unwrap().body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!((devices, after), (2, 2));
+    env.stop().await;
+}
