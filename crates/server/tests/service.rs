@@ -816,3 +816,75 @@ async fn the_simulator_enrolls_and_identifies_a_folder() {
     assert_eq!((devices, after), (2, 2));
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_person_joins_a_second_business_at_its_kiosk() {
+    let env = Env::start().await;
+    let venue = env.business("Venue").await;
+    let venue_kiosk = venue.reader(DeviceKind::Kiosk, "venue hall").await;
+    let alice = palm(71, 0, 6);
+    let e = venue.enroll(&venue_kiosk, &alice[..3], "e").await;
+    assert_eq!(e.status, 201);
+    let venue_pid = e.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    let l = venue
+        .client
+        .post(
+            &format!("/v1/people/{venue_pid}/links"),
+            &json!({"kind": "member_id", "value": "V-1"}),
+            Some("l"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.status, 201);
+
+    let shop = env.business("Shop").await;
+    let shop_kiosk = shop.reader(DeviceKind::Kiosk, "shop desk").await;
+    let shop_till = shop.reader(DeviceKind::Checkout, "till").await;
+    // Before joining, the shop does not find her.
+    assert_eq!(
+        shop.identify(&shop_till, &alice[3]).await.body["decision"],
+        "no_match"
+    );
+    let join = |capture, idem: &'static str| {
+        let body = json!({
+            "consent": {"text_version": 1, "accepted": true},
+            "input": "roi",
+            "capture": capture,
+            "links": [{"kind": "payment_token", "value": "tok_shop_alice"}],
+        });
+        let client = shop.client.clone();
+        async move { client.post("/v1/memberships", &body, Some(idem)).await.unwrap() }
+    };
+    let j = join(shop_kiosk.seal(Purpose::Enroll, &alice[4]).unwrap(), "j1").await;
+    assert_eq!(j.status, 201, "{:?}", j.body);
+    let shop_pid = j.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    assert_ne!(shop_pid, venue_pid, "each business has its own pseudonymous ID");
+    assert_eq!(j.body["consent"]["site"], "shop desk");
+
+    // The shop now identifies her under its own ID, with its own links only.
+    let id = shop.identify(&shop_till, &alice[5]).await;
+    assert_eq!(id.body["decision"], "match", "{:?}", id.body);
+    assert_eq!(id.body["person"]["pseudonymous_id"], shop_pid.as_str());
+    let links = id.body["person"]["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0]["value"], "tok_shop_alice");
+    // The venue's view is unchanged.
+    let r = venue
+        .client
+        .get(&format!("/v1/people/{venue_pid}/links"))
+        .await
+        .unwrap();
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["items"][0]["value"], "V-1");
+
+    // Joining twice, and a palm nobody enrolled.
+    let again = join(shop_kiosk.seal(Purpose::Enroll, &alice[3]).unwrap(), "j2").await;
+    assert_eq!((again.status, code(&again)), (409, "already_member"));
+    let stranger = palm(72, 0, 1);
+    let r = join(shop_kiosk.seal(Purpose::Enroll, &stranger[0]).unwrap(), "j3").await;
+    assert_eq!((r.status, code(&r)), (404, "not_enrolled"));
+    // A checkout cannot be used to join.
+    let r = join(shop_till.seal(Purpose::Enroll, &alice[3]).unwrap(), "j4").await;
+    assert_eq!((r.status, code(&r)), (403, "wrong_purpose"));
+    env.stop().await;
+}

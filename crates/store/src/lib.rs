@@ -155,6 +155,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Membership>>;
     async fn membership(&self, business_id: &str, person_id: &str) -> Result<Option<Membership>>;
 
+    /// Make an enrolled person a member of another business (with the person present):
+    /// membership, consent record and links in one transaction. `Conflict` if already a
+    /// member or a link value is taken.
+    async fn join(&self, membership: &Membership, consent: &ConsentRecord, links: &[Link]) -> Result<()>;
+
     /// Crypto-shred a person: their wrapped data key and templates, memberships, links and
     /// match log lines are deleted in one transaction (the person row stays as a tombstone
     /// without a key; consent records stay as the record of what was agreed). False if the
@@ -780,6 +785,47 @@ impl Store for SqlStore {
 
     async fn insert_link(&self, link: &Link) -> Result<()> {
         insert_link_in(&self.pool, link).await
+    }
+
+    async fn join(&self, m: &Membership, c: &ConsentRecord, links: &[Link]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO memberships (business_id, pseudonymous_id, person_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&m.business_id)
+        .bind(&m.pseudonymous_id)
+        .bind(&m.person_id)
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("already a member of this business".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query(
+            "INSERT INTO consents (person_id, business_id, text_version, given_at, device_id, site)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.person_id)
+        .bind(&c.business_id)
+        .bind(c.text_version)
+        .bind(c.given_at)
+        .bind(&c.device_id)
+        .bind(&c.site)
+        .execute(&mut *tx)
+        .await?;
+        for l in links {
+            if let Err(e) = insert_link_in(&mut *tx, l).await {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn erase_person(&self, person_id: &str) -> Result<bool> {

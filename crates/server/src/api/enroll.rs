@@ -17,7 +17,7 @@ use openpalm_domain::apikey::Scope;
 use openpalm_domain::ids::{new_id, prefix, HandSide, Purpose};
 use openpalm_domain::keys::DataKey;
 use openpalm_domain::model::{
-    check_hands, ConsentRecord, EncryptedTemplate, Membership, Person, MIN_CAPTURES_PER_HAND,
+    check_hands, ConsentRecord, ConsentText, EncryptedTemplate, Membership, Person, MIN_CAPTURES_PER_HAND,
 };
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
@@ -86,27 +86,7 @@ pub async fn enroll(
     let req = body.value;
 
     // Rules that need no capture.
-    if !req.consent.accepted {
-        return Err(ApiError::unprocessable(
-            "consent_required",
-            "the person must accept the consent text before enrolling",
-        ));
-    }
-    let current = state
-        .store
-        .current_consent_text()
-        .await?
-        .ok_or_else(|| ApiError::internal("consent", "no consent text published"))?;
-    if req.consent.text_version != current.version {
-        return Err(ApiError::unprocessable(
-            "consent_text_outdated",
-            format!(
-                "consent was given to text version {}, the current one is {}: show the current text",
-                req.consent.text_version, current.version
-            ),
-        )
-        .with("current_version", current.version));
-    }
+    let current = check_consent(&state, &req.consent).await?;
     let sides: Vec<HandSide> = req.hands.iter().map(|h| h.hand).collect();
     check_hands(&sides).map_err(|m| ApiError::unprocessable("invalid_hands", m))?;
     for h in &req.hands {
@@ -271,6 +251,32 @@ pub async fn enroll(
             .insert(seq_u);
     }
     Ok(json_response(StatusCode::CREATED, &response_text, false))
+}
+
+/// Consent must be given, to the current text; returns that text.
+pub async fn check_consent(state: &AppState, consent: &ConsentGiven) -> Result<ConsentText, ApiError> {
+    if !consent.accepted {
+        return Err(ApiError::unprocessable(
+            "consent_required",
+            "the person must accept the consent text first",
+        ));
+    }
+    let current = state
+        .store
+        .current_consent_text()
+        .await?
+        .ok_or_else(|| ApiError::internal("consent", "no consent text published"))?;
+    if consent.text_version != current.version {
+        return Err(ApiError::unprocessable(
+            "consent_text_outdated",
+            format!(
+                "consent was given to text version {}, the current one is {}: show the current text",
+                consent.text_version, current.version
+            ),
+        )
+        .with("current_version", current.version));
+    }
+    Ok(current)
 }
 
 /// The first capture not connected to capture 0 through pairs that score at or above the

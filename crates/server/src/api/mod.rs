@@ -5,6 +5,7 @@ pub mod admin;
 pub mod devices;
 pub mod enroll;
 pub mod identify;
+pub mod join;
 pub mod people;
 pub mod public;
 
@@ -277,6 +278,21 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             post(people::erase),
         ),
+        (
+            RouteDoc {
+                body: Some("JoinRequest"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/memberships",
+                    "joinBusiness",
+                    "A person already enrolled elsewhere joins this business, present at its kiosk",
+                    ApiKey,
+                )
+            },
+            post(join::join),
+        ),
     ]
 }
 
@@ -403,6 +419,16 @@ fn schemas() -> Value {
                         "captures": {"type": "array", "minItems": 3, "maxItems": 10, "items": {"$ref": "#/components/schemas/SealedCapture"}}
                     }
                 }},
+                "links": {"type": "array", "items": {"$ref": "#/components/schemas/LinkRequest"}}
+            }
+        },
+        "JoinRequest": {
+            "type": "object", "required": ["consent", "input", "capture"],
+            "properties": {
+                "consent": {"type": "object", "required": ["text_version", "accepted"],
+                    "properties": {"text_version": {"type": "integer"}, "accepted": {"type": "boolean"}}},
+                "input": {"type": "string", "enum": ["roi", "hand"]},
+                "capture": {"$ref": "#/components/schemas/SealedCapture"},
                 "links": {"type": "array", "items": {"$ref": "#/components/schemas/LinkRequest"}}
             }
         },

@@ -1,0 +1,161 @@
+//! Joining a business: a person already enrolled (at any business) becomes a member of the
+//! calling business, present at its kiosk: consent, one sealed capture matched against
+//! everyone enrolled, then a pseudonymous ID of this business and its links. The capture is
+//! the person's presence; the answer reveals nothing of their other businesses.
+
+use crate::api::enroll::{check_consent, ConsentGiven, Input};
+use crate::api::people::{link_view, make_link, LinkRequest};
+use crate::auth::Auth;
+use crate::body::ApiJson;
+use crate::capture;
+use crate::idempotency::{self, request_hash};
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use openpalm_domain::apikey::Scope;
+use openpalm_domain::decision::{Decision, DecisionPolicy};
+use openpalm_domain::ids::Purpose;
+use openpalm_domain::model::{Caller, ConsentRecord, Membership};
+use openpalm_domain::now_unix;
+use openpalm_domain::protocol::SealedCaptureWire;
+use openpalm_engine::DEFAULT_THRESHOLD;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub consent: ConsentGiven,
+    pub input: Input,
+    pub capture: SealedCaptureWire,
+    #[serde(default)]
+    pub links: Vec<LinkRequest>,
+}
+
+/// `POST /v1/memberships`
+pub async fn join(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: ApiJson<JoinRequest>,
+) -> Result<Response, ApiError> {
+    let caller = auth.require(Scope::Enroll)?.clone();
+    let hash = request_hash("POST /v1/memberships", "", &body.canonical_hash);
+    let req = body.value;
+    idempotency::create(&state, &caller.business_id, &headers, hash, || {
+        run(&state, &caller, req)
+    })
+    .await
+}
+
+async fn run(state: &AppState, caller: &Caller, req: JoinRequest) -> Result<(StatusCode, Value), ApiError> {
+    let text = check_consent(state, &req.consent).await?;
+    let mut links = Vec::new();
+    for l in &req.links {
+        links.push(make_link(state, &caller.business_id, "", l)?);
+    }
+    let (device, captures) =
+        capture::verify(state, caller, std::slice::from_ref(&req.capture), Purpose::Enroll).await?;
+    let extraction = capture::extract_all(state, captures, req.input.kind())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("join", "no extraction"))?;
+    let _guard = state.enroll_lock.lock().await;
+    let candidates = state
+        .matcher
+        .read()
+        .map(|m| m.identify(&extraction.template, None, 2))
+        .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
+    let policy = DecisionPolicy {
+        threshold: DEFAULT_THRESHOLD,
+        ambiguity_margin: state.config.ambiguity_margin,
+    };
+    let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
+    let seq = match (policy.decide(&scores).0, candidates.first()) {
+        (Decision::Match, Some(c)) => c.person,
+        (Decision::Ambiguous, _) => {
+            return Err(ApiError::conflict(
+                "ambiguous_palm",
+                "this capture is too close to more than one enrolled palm; capture again",
+            ))
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_enrolled",
+                "this palm is not enrolled: enroll the person instead",
+            ))
+        }
+    };
+    let person_id = state
+        .directory
+        .read()
+        .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
+        .person_ids
+        .get(&seq)
+        .cloned()
+        .ok_or_else(|| ApiError::internal("directory", "matched person unknown"))?;
+    let pseudonymous_id = state.keys.pseudonymous_id(&caller.business_id, &person_id);
+    if state
+        .store
+        .membership(&caller.business_id, &person_id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "already_member",
+            "this person is already a member of this business",
+        )
+        .with("pseudonymous_id", pseudonymous_id));
+    }
+    let now = now_unix();
+    for l in &mut links {
+        l.person_id = person_id.clone();
+    }
+    let consent = ConsentRecord {
+        person_id: person_id.clone(),
+        business_id: caller.business_id.clone(),
+        text_version: text.version,
+        given_at: now,
+        device_id: device.id.clone(),
+        site: device.site.clone(),
+    };
+    let membership = Membership {
+        person_id,
+        business_id: caller.business_id.clone(),
+        pseudonymous_id: pseudonymous_id.clone(),
+        created_at: now,
+    };
+    state
+        .store
+        .join(&membership, &consent, &links)
+        .await
+        .map_err(|e| match e {
+            openpalm_store::StoreError::Conflict(m) => ApiError::conflict("conflict", m),
+            other => other.into(),
+        })?;
+    state
+        .directory
+        .write()
+        .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
+        .scopes
+        .entry(caller.business_id.clone())
+        .or_default()
+        .insert(seq);
+    Ok((
+        StatusCode::CREATED,
+        json!({
+            "person": { "pseudonymous_id": pseudonymous_id },
+            "consent": {
+                "text_version": consent.text_version,
+                "given_at": consent.given_at,
+                "device_id": consent.device_id,
+                "site": consent.site,
+            },
+            "links": links.iter().map(link_view).collect::<Vec<_>>(),
+        }),
+    ))
+}
