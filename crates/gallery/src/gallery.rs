@@ -1,25 +1,32 @@
 //! The in-memory gallery and 1:N identification.
 
-use crate::kernel::{self, Kernel, ProbePrep, Sketch, SketchBlock, LANES, SKETCH_WORDS};
-use crate::layout::{pack_template, unpack_template, Key, Layout};
+use crate::layout::{code_words, Key, Layout};
+use crate::sketch::{self, ProbeSketch};
 use crate::GalleryError;
+use openpalm_engine::matcher::{search, PackedCode};
 use openpalm_engine::{MatchConfig, Template};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Slots per storage chunk: the arena grows a chunk at a time, so it never holds more than one
+/// Slots per storage chunk: storage grows a chunk at a time, so it never holds more than one
 /// chunk of unused room and never copies on growth.
 pub const CHUNK_SLOTS: usize = 4096;
+
+/// End of a person's slot list.
+const NIL: u32 = u32::MAX;
 
 static NEXT_GALLERY_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How [`Gallery::identify`] searches.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchParams {
-    /// Templates the first stage (sketch distance) hands to the exact second stage (at least
-    /// `4 * k` are kept).
-    pub candidates: usize,
+    /// The first stage hands at least this many templates to the exact stage...
+    pub min_candidates: usize,
+    /// ...and at least this many per million templates searched (the impostors that can
+    /// outrank a genuine template in the first stage grow with the gallery). At least `4 * k`
+    /// are always kept.
+    pub candidates_per_million: usize,
     /// Searches over at most this many templates skip the first stage and score every
     /// template exactly.
     pub exhaustive_up_to: usize,
@@ -28,9 +35,18 @@ pub struct SearchParams {
 impl Default for SearchParams {
     fn default() -> Self {
         SearchParams {
-            candidates: 64,
+            min_candidates: 64,
+            candidates_per_million: 256,
             exhaustive_up_to: 256,
         }
+    }
+}
+
+impl SearchParams {
+    /// Templates kept by the first stage when `n` are searched for the top `k`.
+    pub fn candidates(&self, n: usize, k: usize) -> usize {
+        let per = (n as u128 * self.candidates_per_million as u128).div_ceil(1_000_000) as usize;
+        self.min_candidates.max(per).max(k.saturating_mul(4))
     }
 }
 
@@ -65,21 +81,27 @@ impl Scope {
     }
 }
 
-/// Enrolled templates keyed by (person, hand, sample), packed for fast search.
+/// Enrolled templates keyed by (person, hand, sample): each template's packed primary code in
+/// chunked contiguous storage, with its first-stage sketch beside it.
 pub struct Gallery {
     layout: Layout,
     matching: MatchConfig,
     algorithm: u16,
-    kernel: Kernel,
     params: SearchParams,
-    template_words: usize,
-    chunks: Vec<Box<[u32]>>,
-    sketches: Vec<Box<[Sketch]>>,
-    quality: Vec<f32>,
+    code_words: usize,
+    sketch_words: usize,
+    /// Per chunk: `CHUNK_SLOTS * code_words` words.
+    codes: Vec<Box<[u64]>>,
+    /// Per chunk: `CHUNK_SLOTS * sketch_words` words.
+    sketches: Vec<Box<[u64]>>,
+    /// Per slot: its key (`None`: free).
     keys: Vec<Option<Key>>,
-    index: HashMap<Key, u32>,
-    persons: HashMap<u64, Vec<u32>>,
+    /// Per slot: the next slot of the same person (`NIL` ends the list).
+    next: Vec<u32>,
+    /// Per person: the first slot of their list.
+    heads: HashMap<u64, u32>,
     free: Vec<u32>,
+    len: usize,
     id: u64,
     epoch: u64,
 }
@@ -88,15 +110,14 @@ impl std::fmt::Debug for Gallery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gallery")
             .field("layout", &self.layout)
-            .field("templates", &self.len())
-            .field("kernel", &self.kernel)
+            .field("templates", &self.len)
             .finish()
     }
 }
 
 impl Gallery {
-    /// An empty gallery for templates of `layout` made by the engine's current algorithm,
-    /// scored with `matching` (use `MatchConfig::default()` to agree with `Engine::default()`).
+    /// An empty gallery for codes of `layout` made by the engine's current algorithm, scored
+    /// with `matching` (use `MatchConfig::default()` to agree with `Engine::default()`).
     pub fn new(layout: Layout, matching: MatchConfig) -> Result<Gallery, GalleryError> {
         layout.validate()?;
         if matching.max_shift >= layout.grid {
@@ -106,16 +127,16 @@ impl Gallery {
             layout,
             matching,
             algorithm: openpalm_engine::template::ALGORITHM_ID,
-            kernel: Kernel::detect(),
             params: SearchParams::default(),
-            template_words: layout.template_words(),
-            chunks: Vec::new(),
+            code_words: layout.code_words(),
+            sketch_words: sketch::geometry(&layout).1,
+            codes: Vec::new(),
             sketches: Vec::new(),
-            quality: Vec::new(),
             keys: Vec::new(),
-            index: HashMap::new(),
-            persons: HashMap::new(),
+            next: Vec::new(),
+            heads: HashMap::new(),
             free: Vec::new(),
+            len: 0,
             id: NEXT_GALLERY_ID.fetch_add(1, Ordering::Relaxed),
             epoch: 0,
         })
@@ -130,19 +151,6 @@ impl Gallery {
     pub fn algorithm(&self) -> u16 {
         self.algorithm
     }
-    pub fn kernel(&self) -> Kernel {
-        self.kernel
-    }
-
-    /// Choose the popcount path; refused when this CPU cannot run it.
-    pub fn set_kernel(&mut self, kernel: Kernel) -> Result<(), GalleryError> {
-        if !kernel.is_supported() {
-            return Err(GalleryError::KernelUnsupported(kernel.name()));
-        }
-        self.kernel = kernel;
-        Ok(())
-    }
-
     pub fn search_params(&self) -> &SearchParams {
         &self.params
     }
@@ -152,121 +160,144 @@ impl Gallery {
 
     /// Enrolled templates.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len == 0
     }
     /// Distinct enrolled persons.
     pub fn persons(&self) -> usize {
-        self.persons.len()
+        self.heads.len()
     }
     pub fn contains(&self, key: &Key) -> bool {
-        self.index.contains_key(key)
+        self.slot_of(key).is_some()
     }
     /// Every key, sorted.
     pub fn keys(&self) -> Vec<Key> {
-        let mut k: Vec<Key> = self.index.keys().copied().collect();
+        let mut k: Vec<Key> = self.keys.iter().flatten().copied().collect();
         k.sort_unstable();
         k
     }
 
-    /// The stored template (bits outside the code grid cleared, as stored).
-    pub fn get(&self, key: &Key) -> Option<Template> {
-        let slot = *self.index.get(key)? as usize;
-        Some(unpack_template(
-            &self.layout,
-            self.algorithm,
-            self.quality[slot],
-            self.slot_words(slot),
-        ))
+    fn person_slots(&self, person: u64) -> impl Iterator<Item = u32> + '_ {
+        let mut s = self.heads.get(&person).copied().unwrap_or(NIL);
+        std::iter::from_fn(move || {
+            if s == NIL {
+                return None;
+            }
+            let cur = s;
+            s = self.next[cur as usize];
+            Some(cur)
+        })
     }
 
-    fn check_enrol(&self, t: &Template) -> Result<(), GalleryError> {
+    fn slot_of(&self, key: &Key) -> Option<u32> {
+        self.person_slots(key.person)
+            .find(|&s| self.keys[s as usize] == Some(*key))
+    }
+
+    /// The stored code of an enrolled template: its primary code as the engine's matcher packs
+    /// it (the template's poses are not stored; identification never uses them).
+    pub fn get(&self, key: &Key) -> Option<PackedCode> {
+        let slot = self.slot_of(key)? as usize;
+        let w = self.slot_code(slot);
+        let n = self.code_words / 2;
+        Some(PackedCode {
+            grid: self.layout.grid,
+            lanes: self.layout.lanes(),
+            bits: w[..n].to_vec(),
+            mask: w[n..].to_vec(),
+        })
+    }
+
+    /// Validate a template for enrolment and pack its primary code.
+    pub(crate) fn prepare(&self, t: &Template) -> Result<PackedCode, GalleryError> {
         if t.algorithm != self.algorithm {
             return Err(GalleryError::Algorithm {
                 expected: self.algorithm,
                 found: t.algorithm,
             });
         }
-        self.layout.check_template(t)
+        self.layout.check_template(t)?;
+        self.layout.pack(&t.code)
     }
 
     /// Enrol a new template; refused if the key is taken.
     pub fn add(&mut self, key: Key, t: &Template) -> Result<(), GalleryError> {
-        self.check_add(&key, t)?;
-        self.put(key, t);
+        let code = self.check_add(&key, t)?;
+        self.put(key, &code);
         Ok(())
     }
 
     /// Overwrite an enrolled template; refused if the key is not enrolled.
     pub fn replace(&mut self, key: Key, t: &Template) -> Result<(), GalleryError> {
-        self.check_replace(&key, t)?;
-        self.put(key, t);
+        let code = self.check_replace(&key, t)?;
+        self.put(key, &code);
         Ok(())
     }
 
     /// Remove an enrolled template; refused if the key is not enrolled.
     pub fn remove(&mut self, key: &Key) -> Result<(), GalleryError> {
-        let slot = self.index.remove(key).ok_or(GalleryError::UnknownKey(*key))?;
-        self.keys[slot as usize] = None;
-        if let Some(v) = self.persons.get_mut(&key.person) {
-            v.retain(|&s| s != slot);
-            if v.is_empty() {
-                self.persons.remove(&key.person);
+        let slot = self.slot_of(key).ok_or(GalleryError::UnknownKey(*key))?;
+        // Unlink from the person's list.
+        let after = self.next[slot as usize];
+        if self.heads.get(&key.person) == Some(&slot) {
+            if after == NIL {
+                self.heads.remove(&key.person);
+            } else {
+                self.heads.insert(key.person, after);
+            }
+        } else {
+            let prev = self
+                .person_slots(key.person)
+                .find(|&s| self.next[s as usize] == slot);
+            if let Some(prev) = prev {
+                self.next[prev as usize] = after;
             }
         }
-        let words = self.template_words;
-        self.slot_words_mut(slot as usize)[..words].fill(0);
+        let s = slot as usize;
+        self.keys[s] = None;
+        self.next[s] = NIL;
+        self.slot_code_mut(s).fill(0);
+        let sw = self.sketch_words;
+        self.sketches[s / CHUNK_SLOTS][(s % CHUNK_SLOTS) * sw..(s % CHUNK_SLOTS + 1) * sw].fill(0);
         self.free.push(slot);
+        self.len -= 1;
         self.epoch += 1;
         Ok(())
     }
 
-    pub(crate) fn check_add(&self, key: &Key, t: &Template) -> Result<(), GalleryError> {
-        if self.index.contains_key(key) {
+    pub(crate) fn check_add(&self, key: &Key, t: &Template) -> Result<PackedCode, GalleryError> {
+        if self.contains(key) {
             return Err(GalleryError::DuplicateKey(*key));
         }
-        self.check_enrol(t)
+        self.prepare(t)
     }
 
-    pub(crate) fn check_replace(&self, key: &Key, t: &Template) -> Result<(), GalleryError> {
-        if !self.index.contains_key(key) {
+    pub(crate) fn check_replace(&self, key: &Key, t: &Template) -> Result<PackedCode, GalleryError> {
+        if !self.contains(key) {
             return Err(GalleryError::UnknownKey(*key));
         }
-        self.check_enrol(t)
+        self.prepare(t)
     }
 
-    /// Insert or overwrite an already validated template.
-    pub(crate) fn put(&mut self, key: Key, t: &Template) {
-        let mut words = vec![0u32; self.template_words];
-        pack_template(&self.layout, t, &mut words);
-        self.put_packed(key, t.quality, &words);
-    }
-
-    /// Insert or overwrite from packed words (layout already checked by the caller).
-    pub(crate) fn put_packed(&mut self, key: Key, quality: f32, words: &[u32]) {
-        let slot = match self.index.get(&key) {
-            Some(&s) => s as usize,
+    /// Insert or overwrite a packed code already checked against the layout.
+    pub(crate) fn put(&mut self, key: Key, code: &PackedCode) {
+        let slot = match self.slot_of(&key) {
+            Some(s) => s as usize,
             None => {
                 let s = self.alloc_slot();
-                self.index.insert(key, s as u32);
                 self.keys[s] = Some(key);
-                self.persons.entry(key.person).or_default().push(s as u32);
+                self.next[s] = self.heads.insert(key.person, s as u32).unwrap_or(NIL);
+                self.len += 1;
                 s
             }
         };
-        let full = self.layout.full();
-        let dst = self.slot_words_mut(slot);
-        for (d, &w) in dst.iter_mut().zip(words) {
-            *d = w & full;
-        }
-        self.quality[slot] = quality;
-        if kernel::sketch_fits(&self.layout, self.matching.max_shift) {
-            let rows = self.layout.rows();
-            let sk = kernel::template_sketch(&self.layout, &self.slot_words(slot)[..rows]);
-            self.sketches[slot / CHUNK_SLOTS][slot % CHUNK_SLOTS] = sk;
-        }
+        code_words(code, self.slot_code_mut(slot));
+        let sw = self.sketch_words;
+        let dst =
+            &mut self.sketches[slot / CHUNK_SLOTS][(slot % CHUNK_SLOTS) * sw..(slot % CHUNK_SLOTS + 1) * sw];
+        sketch::reference_sketch(&self.layout, code, dst);
         self.epoch += 1;
     }
 
@@ -275,48 +306,46 @@ impl Gallery {
             return s as usize;
         }
         let s = self.keys.len();
-        if s == self.chunks.len() * CHUNK_SLOTS {
-            self.chunks
-                .push(vec![0u32; CHUNK_SLOTS * self.template_words].into_boxed_slice());
+        if s == self.codes.len() * CHUNK_SLOTS {
+            self.codes
+                .push(vec![0u64; CHUNK_SLOTS * self.code_words].into_boxed_slice());
             self.sketches
-                .push(vec![[0u32; SKETCH_WORDS]; CHUNK_SLOTS].into_boxed_slice());
+                .push(vec![0u64; CHUNK_SLOTS * self.sketch_words].into_boxed_slice());
             self.keys.reserve_exact(CHUNK_SLOTS);
-            self.quality.reserve_exact(CHUNK_SLOTS);
+            self.next.reserve_exact(CHUNK_SLOTS);
         }
         self.keys.push(None);
-        self.quality.push(0.0);
+        self.next.push(NIL);
         s
     }
 
-    fn slot_words(&self, slot: usize) -> &[u32] {
-        let w = self.template_words;
+    fn slot_code(&self, slot: usize) -> &[u64] {
+        let w = self.code_words;
         let off = (slot % CHUNK_SLOTS) * w;
-        &self.chunks[slot / CHUNK_SLOTS][off..off + w]
+        &self.codes[slot / CHUNK_SLOTS][off..off + w]
     }
 
-    fn slot_words_mut(&mut self, slot: usize) -> &mut [u32] {
-        let w = self.template_words;
+    fn slot_code_mut(&mut self, slot: usize) -> &mut [u64] {
+        let w = self.code_words;
         let off = (slot % CHUNK_SLOTS) * w;
-        &mut self.chunks[slot / CHUNK_SLOTS][off..off + w]
+        &mut self.codes[slot / CHUNK_SLOTS][off..off + w]
     }
 
-    /// Bytes of the packed templates alone (`len * layout.raw_bytes()`).
+    /// Bytes of the stored codes alone (`len * layout.raw_bytes()`).
     pub fn raw_template_bytes(&self) -> usize {
-        self.len() * self.layout.raw_bytes()
+        self.len * self.layout.raw_bytes()
     }
 
-    /// Heap bytes the gallery holds (arena, sketches, keys, indexes; hash tables estimated
-    /// from their capacity).
+    /// Heap bytes the gallery holds (codes, sketches, keys, person lists; the hash table
+    /// estimated from its capacity).
     pub fn memory_bytes(&self) -> usize {
-        let arena = self.chunks.len() * CHUNK_SLOTS * self.template_words * 4;
-        let sketches = self.sketches.len() * CHUNK_SLOTS * std::mem::size_of::<Sketch>();
+        let codes = self.codes.len() * CHUNK_SLOTS * self.code_words * 8;
+        let sketches = self.sketches.len() * CHUNK_SLOTS * self.sketch_words * 8;
         let keys = self.keys.capacity() * std::mem::size_of::<Option<Key>>();
-        let quality = self.quality.capacity() * 4;
-        let index = self.index.capacity() * (std::mem::size_of::<(Key, u32)>() + 1);
-        let persons = self.persons.capacity() * (std::mem::size_of::<(u64, Vec<u32>)>() + 1)
-            + self.persons.values().map(|v| v.capacity() * 4).sum::<usize>();
+        let next = self.next.capacity() * 4;
+        let heads = self.heads.capacity() * (std::mem::size_of::<(u64, u32)>() + 1);
         let free = self.free.capacity() * 4;
-        arena + sketches + keys + quality + index + persons + free
+        codes + sketches + keys + next + heads + free
     }
 
     /// Resolve a subset of persons (unknown persons are kept: they count once enrolled).
@@ -339,24 +368,23 @@ impl Gallery {
             return;
         }
         scope.slots.clear();
-        for p in &scope.persons {
-            if let Some(v) = self.persons.get(p) {
-                scope.slots.extend_from_slice(v);
-            }
+        for &p in &scope.persons {
+            scope.slots.extend(self.person_slots(p));
         }
         scope.slots.sort_unstable();
         scope.gallery_id = self.id;
         scope.epoch = self.epoch;
     }
 
-    /// The top `k` persons for `probe`, by the engine's exact score (two stages when the
-    /// gallery is larger than `exhaustive_up_to`; see the crate docs for what is exact).
+    /// The top `k` persons for `probe`, by the engine's exact score. Searches of more than
+    /// `exhaustive_up_to` templates run two stages (see the crate docs): every score returned
+    /// is exact, but which persons make the list is only as good as the first stage.
     pub fn identify(&self, probe: &Template, k: usize) -> Result<Vec<Candidate>, GalleryError> {
         self.search(probe, k, None, false)
     }
 
     /// Like [`Gallery::identify`], scoring every enrolled template exactly: always identical
-    /// to brute-force `Engine::score` over the gallery.
+    /// to brute-force `Engine::score(probe, enrolled)` over the gallery.
     pub fn identify_exact(&self, probe: &Template, k: usize) -> Result<Vec<Candidate>, GalleryError> {
         self.search(probe, k, None, true)
     }
@@ -394,122 +422,102 @@ impl Gallery {
         if k == 0 {
             return Ok(Vec::new());
         }
-        let lay = &self.layout;
-        let codes = 1 + probe.rotated.len();
-        let cw = 2 * lay.rows();
-        let mut packed = vec![0u32; codes * cw];
-        pack_template(
-            &Layout {
-                rotations: probe.rotated.len(),
-                ..*lay
-            },
-            probe,
-            &mut packed,
-        );
-        let n = scope.map_or(self.len(), |s| s.len());
-        let staged =
-            !exact && n > self.params.exhaustive_up_to && kernel::sketch_fits(lay, self.matching.max_shift);
-        let slots: Vec<u32> = if staged {
-            let sk = kernel::probe_sketches(lay, &packed[..lay.rows()], self.matching.max_shift);
-            let c = self.params.candidates.max(4 * k);
-            self.prefilter(&sk, scope, c)
+        let codes = std::iter::once(&probe.code)
+            .chain(&probe.rotated)
+            .map(|c| self.layout.pack(c))
+            .collect::<Result<Vec<PackedCode>, GalleryError>>()?;
+        let n = scope.map_or(self.len, |s| s.len());
+        let scored = if !exact && n > self.params.exhaustive_up_to {
+            let sk = ProbeSketch::new(&self.layout, &codes);
+            let slots = self.prefilter(&sk, scope, self.params.candidates(n, k));
+            self.score_slots(&codes, slots.into_par_iter())
         } else {
             match scope {
-                Some(s) => s.to_vec(),
-                None => (0..self.keys.len() as u32)
-                    .filter(|&s| self.keys[s as usize].is_some())
-                    .collect(),
+                Some(s) => self.score_slots(&codes, s.par_iter().copied()),
+                None => self.score_slots(
+                    &codes,
+                    (0..self.keys.len() as u32)
+                        .into_par_iter()
+                        .filter(|&s| self.keys[s as usize].is_some()),
+                ),
             }
         };
-        let prep = ProbePrep::new(
-            lay,
-            &packed,
-            codes,
-            self.matching.max_shift,
-            self.matching.reference_bits,
-        );
-        Ok(self.rank(&prep, &slots, k))
+        Ok(self.rank(scored, k))
     }
 
-    /// First stage: the `c` templates with the smallest translated-sketch distance, ties by
-    /// slot (deterministic whatever the threading).
-    fn prefilter(&self, probe: &[Sketch], scope: Option<&[u32]>, c: usize) -> Vec<u32> {
-        let total = scope.map_or(self.keys.len(), |s| s.len());
-        let blocks = total.div_ceil(LANES);
-        let slot_at = |i: usize| -> u32 {
-            match scope {
-                Some(s) => s[i],
-                None => i as u32,
-            }
-        };
-        let kernel = self.kernel;
-        let heap = (0..blocks)
-            .into_par_iter()
-            .with_min_len(64)
-            .fold(
-                || BinaryHeap::with_capacity(c + 1),
-                |mut heap: BinaryHeap<(u32, u32)>, b| {
-                    let mut block: SketchBlock = [[0u32; LANES]; SKETCH_WORDS];
-                    let mut slots = [u32::MAX; LANES];
-                    for l in 0..LANES {
-                        let i = b * LANES + l;
-                        if i >= total {
-                            break;
-                        }
-                        let s = slot_at(i);
-                        slots[l] = s;
-                        let sk = &self.sketches[s as usize / CHUNK_SLOTS][s as usize % CHUNK_SLOTS];
-                        for w in 0..SKETCH_WORDS {
-                            block[w][l] = sk[w];
-                        }
-                    }
-                    let d = kernel::sketch_block(kernel, probe, &block);
-                    for l in 0..LANES {
-                        let s = slots[l];
-                        if s == u32::MAX {
-                            continue;
-                        }
-                        let item = (d[l], s);
-                        if heap.len() < c || heap.peek().is_some_and(|top| item < *top) {
-                            if self.keys[s as usize].is_none() {
-                                continue;
-                            }
-                            heap.push(item);
-                            if heap.len() > c {
-                                heap.pop();
-                            }
-                        }
-                    }
-                    heap
-                },
-            )
-            .reduce(BinaryHeap::new, |mut a, b| {
-                for item in b {
+    /// First stage: the `c` templates with the smallest sketch distance, ties by slot
+    /// (deterministic whatever the threading).
+    fn prefilter(&self, probe: &ProbeSketch, scope: Option<&[u32]>, c: usize) -> Vec<u32> {
+        let sw = self.sketch_words;
+        let merge = |a: BinaryHeap<(u32, u32)>, b: BinaryHeap<(u32, u32)>| {
+            let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            for item in b {
+                if a.len() < c || a.peek().is_some_and(|top| item < *top) {
                     a.push(item);
                     if a.len() > c {
                         a.pop();
                     }
                 }
-                a
-            });
+            }
+            a
+        };
+        let heap = match scope {
+            None => (0..self.sketches.len())
+                .into_par_iter()
+                .fold(BinaryHeap::new, |mut heap, chunk| {
+                    let base = chunk * CHUNK_SLOTS;
+                    let end = CHUNK_SLOTS.min(self.keys.len() - base);
+                    let keys = &self.keys[base..base + end];
+                    let items = self.sketches[chunk][..end * sw]
+                        .chunks_exact(sw)
+                        .zip(keys)
+                        .enumerate()
+                        .filter(|(_, (_, k))| k.is_some())
+                        .map(|(i, (s, _))| ((base + i) as u32, s));
+                    sketch::scan(probe, items, &mut heap, c);
+                    heap
+                })
+                .reduce(BinaryHeap::new, merge),
+            Some(slots) => slots
+                .par_chunks(1024)
+                .fold(BinaryHeap::new, |mut heap, part| {
+                    let items = part.iter().map(|&s| {
+                        let (chunk, off) = (s as usize / CHUNK_SLOTS, s as usize % CHUNK_SLOTS);
+                        (s, &self.sketches[chunk][off * sw..(off + 1) * sw])
+                    });
+                    sketch::scan(probe, items, &mut heap, c);
+                    heap
+                })
+                .reduce(BinaryHeap::new, merge),
+        };
         heap.into_iter().map(|(_, s)| s).collect()
     }
 
-    /// Second stage: exact scores of `slots`, best per person, top `k`.
-    fn rank(&self, prep: &ProbePrep, slots: &[u32], k: usize) -> Vec<Candidate> {
-        let kernel = self.kernel;
-        let tcodes = self.layout.codes();
-        let scored: Vec<(u32, f32)> = slots
-            .par_iter()
-            .with_min_len(8)
-            .filter(|&&s| (s as usize) < self.keys.len() && self.keys[s as usize].is_some())
-            .map(|&s| {
-                (
-                    s,
-                    kernel::best_score(kernel, prep, self.slot_words(s as usize), tcodes),
-                )
-            })
-            .collect();
+    /// Exact scores of `slots` with the engine's matcher (`matcher::search`: the same function
+    /// `Engine::score` calls, on the same packed codes).
+    fn score_slots(&self, probe: &[PackedCode], slots: impl ParallelIterator<Item = u32>) -> Vec<(u32, f32)> {
+        let n = self.code_words / 2;
+        slots
+            .map_init(
+                || PackedCode {
+                    grid: self.layout.grid,
+                    lanes: self.layout.lanes(),
+                    bits: vec![0; n],
+                    mask: vec![0; n],
+                },
+                |reference, s| {
+                    let w = self.slot_code(s as usize);
+                    reference.bits.copy_from_slice(&w[..n]);
+                    reference.mask.copy_from_slice(&w[n..]);
+                    (s, search(probe, reference, &self.matching).0.score)
+                },
+            )
+            .collect()
+    }
+
+    /// Best per person, top `k` (score desc, person asc; smallest key among a person's equal
+    /// best scores).
+    fn rank(&self, scored: Vec<(u32, f32)>, k: usize) -> Vec<Candidate> {
         let mut best: HashMap<u64, (f32, Key)> = HashMap::new();
         for (s, score) in scored {
             let Some(key) = self.keys[s as usize] else {

@@ -1,12 +1,14 @@
-//! Keys, gallery geometry and the packed template representation.
+//! Keys, gallery geometry and the stored form of a template.
 //!
-//! A template is packed as `codes` codes (primary first, then the rotations), each code as
-//! `planes * grid` bit rows followed by as many mask rows, one `u32` per row (the gallery
-//! requires `grid <= 32`). Bits at columns `>= grid` are cleared: the engine's matcher never
-//! looks at them, so packing keeps every score unchanged.
+//! Identification is directional: a probe's poses (primary code plus its coded rotations and
+//! scales) are searched against the *primary* code of each enrolled template, so a gallery
+//! stores only that code, packed exactly as the engine's matcher packs it
+//! ([`openpalm_engine::matcher::PackedCode`]: `grid` rows of `lanes` u64 words, two bit planes
+//! per word). A stored template is `2 * grid * lanes` words: the bit words, then the mask words.
 
 use crate::GalleryError;
 use openpalm_engine::code::PalmCode;
+use openpalm_engine::matcher::PackedCode;
 use openpalm_engine::Template;
 
 /// Which hand a template was taken from.
@@ -46,64 +48,50 @@ impl Key {
     }
 }
 
-/// Geometry shared by every template of a gallery.
+/// Code geometry shared by every template of a gallery and every probe searched in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Layout {
     /// Code grid side, 1..=32.
     pub grid: usize,
-    /// Bit planes per code.
+    /// Bit planes per code, 1..=64.
     pub planes: usize,
-    /// Rotated codes per template (besides the primary code).
-    pub rotations: usize,
 }
 
 impl Layout {
-    /// The geometry of [`openpalm_engine::Engine::default`]'s templates.
-    pub const ENGINE_DEFAULT: Layout = Layout {
-        grid: 32,
-        planes: 6,
-        rotations: 2,
-    };
+    /// The geometry of [`openpalm_engine::Engine::default`]'s codes.
+    pub const ENGINE_DEFAULT: Layout = Layout { grid: 32, planes: 6 };
 
-    /// The geometry of a template.
+    /// The geometry of a template's primary code.
     pub fn of(t: &Template) -> Layout {
         Layout {
             grid: t.code.grid,
             planes: t.code.planes,
-            rotations: t.rotated.len(),
         }
     }
 
-    /// Rows per code (`planes * grid`).
+    /// Rows per code in the engine's plain form (`planes * grid`).
     pub fn rows(&self) -> usize {
         self.planes * self.grid
     }
 
-    /// Codes per template (primary plus rotations).
-    pub fn codes(&self) -> usize {
-        1 + self.rotations
+    /// u64 words per packed row (`ceil(planes / 2)`).
+    pub fn lanes(&self) -> usize {
+        self.planes.div_ceil(2)
     }
 
-    /// `u32` words of one packed template.
-    pub fn template_words(&self) -> usize {
-        self.codes() * 2 * self.rows()
+    /// u64 words of one stored template: packed bits then packed mask.
+    pub fn code_words(&self) -> usize {
+        2 * self.grid * self.lanes()
     }
 
-    /// Bytes of one packed template: the "raw template bytes" memory is measured against.
+    /// Bytes of one stored template (a packed primary code): the "raw template bytes" the
+    /// gallery's memory is measured against. 1536 for the engine's default codes.
     pub fn raw_bytes(&self) -> usize {
-        self.template_words() * 4
-    }
-
-    pub(crate) fn full(&self) -> u32 {
-        if self.grid >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << self.grid) - 1
-        }
+        self.code_words() * 8
     }
 
     pub(crate) fn validate(&self) -> Result<(), GalleryError> {
-        if self.grid == 0 || self.grid > 32 || self.planes == 0 || self.rotations > 64 {
+        if self.grid == 0 || self.grid > 32 || self.planes == 0 || self.planes > 64 {
             return Err(GalleryError::UnsupportedLayout(*self));
         }
         Ok(())
@@ -122,66 +110,73 @@ impl Layout {
         Ok(())
     }
 
-    /// Enrolled templates must have exactly this layout.
+    /// Enrolled templates need a primary code of this geometry (their poses are not stored).
     pub(crate) fn check_template(&self, t: &Template) -> Result<(), GalleryError> {
         self.check_code(&t.code)?;
-        for r in &t.rotated {
-            self.check_code(r)?;
-        }
-        if t.rotated.len() != self.rotations {
-            return Err(GalleryError::Rotations {
-                expected: self.rotations,
-                found: t.rotated.len(),
-            });
+        let col = if self.grid >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.grid) - 1
+        };
+        if t.code.bits.iter().chain(&t.code.mask).any(|&r| r & !col != 0) {
+            return Err(GalleryError::StoredCode("bits outside the code grid"));
         }
         Ok(())
     }
 
-    /// Probes need the same grid and planes; any number of rotations.
+    /// Probes: every code (primary and poses) of this geometry.
     pub(crate) fn check_probe(&self, t: &Template) -> Result<(), GalleryError> {
         self.check_code(&t.code)?;
         t.rotated.iter().try_for_each(|r| self.check_code(r))
     }
-}
 
-/// Pack one code into `out` (`2 * rows` words: bit rows then mask rows).
-pub(crate) fn pack_code(layout: &Layout, code: &PalmCode, out: &mut [u32]) {
-    let rows = layout.rows();
-    let full = layout.full();
-    for i in 0..rows {
-        out[i] = (code.bits[i] as u32) & full;
-        out[rows + i] = (code.mask[i] as u32) & full;
+    /// The engine's packing of a checked code (`None` only for grids over 32, which
+    /// [`Layout::validate`] refuses).
+    pub(crate) fn pack(&self, c: &PalmCode) -> Result<PackedCode, GalleryError> {
+        self.check_code(c)?;
+        PackedCode::new(c).ok_or(GalleryError::UnsupportedLayout(*self))
+    }
+
+    /// A packed code from stored words (`code_words` of them); refused when the words cannot
+    /// come from a code of this layout (bits in columns `>= grid`, or in the unused high half
+    /// of the last lane when `planes` is odd).
+    pub fn packed_from_words(&self, words: &[u64]) -> Result<PackedCode, GalleryError> {
+        if words.len() != self.code_words() {
+            return Err(GalleryError::StoredCode("wrong number of words"));
+        }
+        let n = self.code_words() / 2;
+        let lanes = self.lanes();
+        for (i, &w) in words.iter().enumerate() {
+            if w & !self.lane_valid(i % n % lanes) != 0 {
+                return Err(GalleryError::StoredCode("bits outside the code grid"));
+            }
+        }
+        Ok(PackedCode {
+            grid: self.grid,
+            lanes,
+            bits: words[..n].to_vec(),
+            mask: words[n..].to_vec(),
+        })
+    }
+
+    /// Bits a word of lane `lane` may hold.
+    fn lane_valid(&self, lane: usize) -> u64 {
+        let col = if self.grid == 32 {
+            0xffff_ffffu64
+        } else {
+            (1u64 << self.grid) - 1
+        };
+        if 2 * lane + 1 < self.planes {
+            col | (col << 32)
+        } else {
+            col
+        }
     }
 }
 
-/// Pack a template's codes (primary first) into `out`.
-pub(crate) fn pack_template(layout: &Layout, t: &Template, out: &mut [u32]) {
-    let cw = 2 * layout.rows();
-    pack_code(layout, &t.code, &mut out[..cw]);
-    for (i, r) in t.rotated.iter().enumerate() {
-        pack_code(layout, r, &mut out[(i + 1) * cw..(i + 2) * cw]);
-    }
-}
-
-pub(crate) fn unpack_code(layout: &Layout, words: &[u32]) -> PalmCode {
-    let rows = layout.rows();
-    PalmCode {
-        grid: layout.grid,
-        planes: layout.planes,
-        bits: words[..rows].iter().map(|&w| w as u64).collect(),
-        mask: words[rows..2 * rows].iter().map(|&w| w as u64).collect(),
-    }
-}
-
-/// The template a packed record stands for (bits outside the grid cleared).
-pub(crate) fn unpack_template(layout: &Layout, algorithm: u16, quality: f32, words: &[u32]) -> Template {
-    let cw = 2 * layout.rows();
-    Template {
-        algorithm,
-        quality,
-        code: unpack_code(layout, &words[..cw]),
-        rotated: (1..layout.codes())
-            .map(|i| unpack_code(layout, &words[i * cw..(i + 1) * cw]))
-            .collect(),
-    }
+/// A template's stored words: its packed primary code, bits then mask.
+pub(crate) fn code_words(p: &PackedCode, out: &mut [u64]) {
+    let n = p.bits.len();
+    out[..n].copy_from_slice(&p.bits);
+    out[n..2 * n].copy_from_slice(&p.mask);
 }

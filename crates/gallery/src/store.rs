@@ -1,10 +1,13 @@
 //! A durable gallery: every change is appended to a log and fsynced before it is
 //! acknowledged; reopening replays the log.
 //!
-//! File: a 32-byte header (`OPGALLOG`, version, grid, planes, rotations, algorithm, CRC-32),
-//! then records `len u32 | crc u32 | payload`, little-endian, where the CRC covers the length
-//! and the payload. Payload: `kind u8` (1 put, 2 remove), `person u64`, `hand u8`,
-//! `sample u32`, and for a put `quality f32` then the packed template words (`u32` each).
+//! File: a 32-byte header (`OPGALLOG`, version 2, grid, planes, words per code, algorithm,
+//! CRC-32), then records `len u32 | crc u32 | payload`, little-endian, where the CRC covers
+//! the length and the payload. Payload: `kind u8` (1 put, 2 remove), `person u64`, `hand u8`,
+//! `sample u32`, and for a put the template's packed primary code (the engine's `PackedCode`
+//! words, bits then mask, `u64` each: what the gallery stores and searches). Version 1 logs
+//! (three plain-packed codes per template, from before the matcher became directional) are
+//! refused as written for another layout.
 //!
 //! Recovery: a damaged *last* record (short, checksum mismatch, impossible length) is what a
 //! crash mid-append leaves; it was never acknowledged, so it is cut and reported in
@@ -13,15 +16,16 @@
 //! silently. Snapshots and compaction are not implemented: the log only grows.
 
 use crate::gallery::Gallery;
-use crate::layout::{pack_template, Hand, Key, Layout};
+use crate::layout::{code_words, Hand, Key, Layout};
 use crate::GalleryError;
+use openpalm_engine::matcher::PackedCode;
 use openpalm_engine::{MatchConfig, Template};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"OPGALLOG";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER: u64 = 32;
 const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
@@ -63,7 +67,7 @@ fn header(layout: &Layout, algorithm: u16) -> [u8; HEADER as usize] {
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(layout.grid as u32).to_le_bytes());
     h[16..20].copy_from_slice(&(layout.planes as u32).to_le_bytes());
-    h[20..24].copy_from_slice(&(layout.rotations as u32).to_le_bytes());
+    h[20..24].copy_from_slice(&(layout.code_words() as u32).to_le_bytes());
     h[24..26].copy_from_slice(&algorithm.to_le_bytes());
     let crc = crc32fast::hash(&h[..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
@@ -71,7 +75,7 @@ fn header(layout: &Layout, algorithm: u16) -> [u8; HEADER as usize] {
 }
 
 fn put_len(layout: &Layout) -> usize {
-    KEY_BYTES + 4 + 4 * layout.template_words()
+    KEY_BYTES + 8 * layout.code_words()
 }
 
 fn encode_key(out: &mut Vec<u8>, kind: u8, key: &Key) {
@@ -182,13 +186,12 @@ impl Store {
         self.len
     }
 
-    fn put_record(&self, out: &mut Vec<u8>, key: &Key, t: &Template) {
+    fn put_record(&self, out: &mut Vec<u8>, key: &Key, code: &PackedCode) {
         let layout = self.gallery.layout();
         let mut payload = Vec::with_capacity(put_len(&layout));
         encode_key(&mut payload, KIND_PUT, key);
-        payload.extend_from_slice(&t.quality.to_le_bytes());
-        let mut words = vec![0u32; layout.template_words()];
-        pack_template(&layout, t, &mut words);
+        let mut words = vec![0u64; layout.code_words()];
+        code_words(code, &mut words);
         for w in words {
             payload.extend_from_slice(&w.to_le_bytes());
         }
@@ -218,30 +221,31 @@ impl Store {
     /// Enrol many with one fsync (group commit); all or none are acknowledged.
     pub fn add_batch(&mut self, items: &[(Key, Template)]) -> Result<(), GalleryError> {
         let mut seen = std::collections::HashSet::new();
+        let mut codes = Vec::with_capacity(items.len());
         for (k, t) in items {
-            self.gallery.check_add(k, t)?;
+            codes.push(self.gallery.check_add(k, t)?);
             if !seen.insert(*k) {
                 return Err(GalleryError::DuplicateKey(*k));
             }
         }
         let mut buf = Vec::new();
-        for (k, t) in items {
-            self.put_record(&mut buf, k, t);
+        for ((k, _), c) in items.iter().zip(&codes) {
+            self.put_record(&mut buf, k, c);
         }
         self.commit(&buf)?;
-        for (k, t) in items {
-            self.gallery.put(*k, t);
+        for ((k, _), c) in items.iter().zip(&codes) {
+            self.gallery.put(*k, c);
         }
         Ok(())
     }
 
     /// Replace durably.
     pub fn replace(&mut self, key: Key, t: &Template) -> Result<(), GalleryError> {
-        self.gallery.check_replace(&key, t)?;
+        let code = self.gallery.check_replace(&key, t)?;
         let mut buf = Vec::new();
-        self.put_record(&mut buf, &key, t);
+        self.put_record(&mut buf, &key, &code);
         self.commit(&buf)?;
-        self.gallery.put(key, t);
+        self.gallery.put(key, &code);
         Ok(())
     }
 
@@ -277,7 +281,7 @@ fn replay(
     let mut off = HEADER;
     let mut records = 0u64;
     let mut payload = vec![0u8; plen];
-    let mut words = vec![0u32; layout.template_words()];
+    let mut words = vec![0u64; layout.code_words()];
     loop {
         let left = file_len - off;
         if left == 0 {
@@ -325,11 +329,14 @@ fn replay(
         let key = Key::new(person, hand, sample);
         match (kind, len) {
             (KIND_PUT, l) if l == plen => {
-                let quality = f32::from_le_bytes(p[14..18].try_into().map_err(|_| bad("quality"))?);
-                for (w, c) in words.iter_mut().zip(p[18..].chunks_exact(4)) {
-                    *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                for (w, c) in words.iter_mut().zip(p[KEY_BYTES..].chunks_exact(8)) {
+                    *w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
                 }
-                gallery.put_packed(key, quality, &words);
+                // A checksummed record this build could not have written: refuse it.
+                let code = layout
+                    .packed_from_words(&words)
+                    .map_err(|_| bad("code bits outside the grid"))?;
+                gallery.put(key, &code);
             }
             (KIND_REMOVE, KEY_BYTES) => gallery
                 .remove(&key)

@@ -1,8 +1,8 @@
 //! Synthetic templates for tests and benchmarks.
 //!
 //! A statistical shortcut, not a model of palms: codes are independent random bits with a
-//! random validity mask (7/8 of the bits valid); the "rotated" codes are the primary with
-//! 1/8 of its bits flipped; a genuine probe is an enrolled template with about 19% of its bits
+//! random validity mask (7/8 of the bits valid); the [`POSES`] pose codes ("rotated") are the
+//! primary with 1/8 of its bits flipped; a genuine probe is an enrolled template with about 19% of its bits
 //! flipped (1/4 x 3/4) and translated by one cell, so a search has a real match to find. Real
 //! palm codes are spatially correlated and their genuine scores sit much closer to
 //! impostors'; figures on these templates say how fast the search is, not how accurate.
@@ -46,10 +46,13 @@ fn perturb<R: Rng>(rng: &mut R, code: &PalmCode, flips: impl Fn(&mut R) -> u64) 
     }
 }
 
-/// A random template of `layout` (rotated codes correlated with the primary).
+/// Pose codes per synthetic template, as many as `Engine::default()` codes.
+pub const POSES: usize = 4;
+
+/// A random template of `layout` ([`POSES`] pose codes correlated with the primary).
 pub fn random_template<R: Rng>(rng: &mut R, layout: &Layout) -> Template {
     let code = random_code(rng, layout.grid, layout.planes);
-    let rotated = (0..layout.rotations)
+    let rotated = (0..POSES)
         .map(|_| perturb(rng, &code, |r| r.gen::<u64>() & r.gen::<u64>() & r.gen::<u64>()))
         .collect();
     Template {

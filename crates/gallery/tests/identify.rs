@@ -1,9 +1,12 @@
-//! identify == brute-force Engine::score, on random and synthetic galleries, every kernel.
+//! identify == brute-force Engine::score (directional: probe poses against the enrolled primary
+//! code), on random and synthetic galleries, exhaustive and two-stage.
 
 use openpalm_engine::code::PalmCode;
+use openpalm_engine::matcher::PackedCode;
 use openpalm_engine::{Engine, MatchConfig, Template};
 use openpalm_gallery::synthetic::{genuine_probe, random_template};
-use openpalm_gallery::{Candidate, Gallery, Hand, Kernel, Key, Layout, SearchParams};
+use openpalm_gallery::GalleryError;
+use openpalm_gallery::{Candidate, Gallery, Hand, Key, Layout, SearchParams};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -97,14 +100,19 @@ proptest! {
         let items: Vec<_> = items.into_iter().filter(|(k, _)| seen.insert(*k)).collect();
         let want = brute(&engine, &items, &probe, k);
         let mut g = build(&items);
-        for kernel in Kernel::supported() {
-            g.set_kernel(kernel).unwrap();
-            prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "{kernel:?} identify");
-            prop_assert!(same(&g.identify_exact(&probe, k).unwrap(), &want), "{kernel:?} exact");
-            // Two stages forced, first stage keeping everyone: still identical.
-            g.set_search_params(SearchParams { candidates: 64, exhaustive_up_to: 0 });
-            prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "{kernel:?} staged");
-            g.set_search_params(SearchParams::default());
+        prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "identify");
+        prop_assert!(same(&g.identify_exact(&probe, k).unwrap(), &want), "exact");
+        // Two stages forced, first stage keeping everyone: still identical.
+        g.set_search_params(SearchParams { min_candidates: 64, candidates_per_million: 0, exhaustive_up_to: 0 });
+        prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "staged");
+        // Two stages keeping only 4k: every score returned is still the engine's.
+        g.set_search_params(SearchParams { min_candidates: 0, candidates_per_million: 0, exhaustive_up_to: 0 });
+        for c in g.identify(&probe, k).unwrap() {
+            let t = &items.iter().find(|(key, _)| *key == c.key).unwrap().1;
+            prop_assert_eq!(engine.score(&probe, t).to_bits(), c.score.to_bits());
+        }
+        for (key, t) in &items {
+            prop_assert_eq!(g.get(key), PackedCode::new(&t.code));
         }
     }
 }
@@ -117,7 +125,8 @@ fn removals_and_replacements_are_searched_as_brute_force_over_what_remains() {
     let mut items: Vec<_> = items.into_iter().filter(|(k, _)| seen.insert(*k)).collect();
     let mut g = build(&items);
     g.set_search_params(SearchParams {
-        candidates: 1000,
+        min_candidates: 1000,
+        candidates_per_million: 0,
         exhaustive_up_to: 0,
     });
     let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -130,7 +139,8 @@ fn removals_and_replacements_are_searched_as_brute_force_over_what_remains() {
                 ..t
             };
             g.replace(items[i].0, &t).unwrap();
-            items[i].1 = g.get(&items[i].0).unwrap();
+            assert_eq!(g.get(&items[i].0), PackedCode::new(&t.code));
+            items[i].1 = t;
         } else {
             let (k, _) = items.swap_remove(i);
             g.remove(&k).unwrap();
@@ -216,7 +226,8 @@ fn scoped_search_equals_brute_force_over_the_scope_and_follows_changes() {
     let want = brute(&engine, &inside, &probe, 4);
     assert!(same(&g.identify_in_exact(&mut scope, &probe, 4).unwrap(), &want));
     g.set_search_params(SearchParams {
-        candidates: 10_000,
+        min_candidates: 10_000,
+        candidates_per_million: 0,
         exhaustive_up_to: 0,
     });
     assert!(same(&g.identify_in(&mut scope, &probe, 4).unwrap(), &want));
@@ -237,22 +248,22 @@ fn bad_input_is_refused_with_typed_errors() {
     assert!(g.replace(key, &t).is_err());
     assert!(g.remove(&key).is_err());
     t.code.bits.pop();
-    assert!(g.add(key, &t).is_err());
+    assert!(matches!(g.add(key, &t), Err(GalleryError::Geometry { .. })));
     assert!(g.identify(&t, 3).is_err());
+    // A probe pose of the wrong geometry.
+    let mut t3 = random_template(&mut rng, &Layout::ENGINE_DEFAULT);
+    t3.rotated[1].planes = 5;
+    assert!(matches!(g.identify(&t3, 3), Err(GalleryError::Geometry { .. })));
+    // Bits outside the grid are refused at enrolment.
+    let mut t4 = random_template(&mut rng, &Layout { grid: 20, planes: 6 });
+    t4.code.bits[3] |= 1 << 25;
+    let mut g20 = Gallery::new(Layout { grid: 20, planes: 6 }, MatchConfig::default()).unwrap();
+    assert!(matches!(g20.add(key, &t4), Err(GalleryError::StoredCode(_))));
     let mut t2 = random_template(&mut rng, &Layout::ENGINE_DEFAULT);
-    t2.rotated.pop();
-    assert!(g.add(key, &t2).is_err());
     t2.algorithm = 99;
-    assert!(g.add(key, &t2).is_err());
-    assert!(Gallery::new(
-        Layout {
-            grid: 33,
-            planes: 6,
-            rotations: 2
-        },
-        MatchConfig::default()
-    )
-    .is_err());
+    assert!(matches!(g.add(key, &t2), Err(GalleryError::Algorithm { .. })));
+    assert!(Gallery::new(Layout { grid: 33, planes: 6 }, MatchConfig::default()).is_err());
+    assert!(Gallery::new(Layout { grid: 2, planes: 6 }, MatchConfig::default()).is_err());
     assert!(g.is_empty());
     assert!(g
         .identify(&random_template(&mut rng, &Layout::ENGINE_DEFAULT), 3)

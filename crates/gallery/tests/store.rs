@@ -1,18 +1,15 @@
 //! Durability: reopen restores what was acknowledged; torn or corrupt tails are cut and
 //! reported; corruption followed by data is refused.
 
-use openpalm_engine::{MatchConfig, Template};
+use openpalm_engine::matcher::PackedCode;
+use openpalm_engine::MatchConfig;
 use openpalm_gallery::synthetic::random_template;
 use openpalm_gallery::{GalleryError, Hand, Key, Layout, Store, TailDefect};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-const LAYOUT: Layout = Layout {
-    grid: 8,
-    planes: 2,
-    rotations: 1,
-};
+const LAYOUT: Layout = Layout { grid: 8, planes: 3 };
 
 fn open(p: &Path) -> Result<(Store, openpalm_gallery::RecoveryReport), GalleryError> {
     Store::open(
@@ -21,11 +18,12 @@ fn open(p: &Path) -> Result<(Store, openpalm_gallery::RecoveryReport), GalleryEr
         MatchConfig {
             max_shift: 1,
             reference_bits: 100,
+            ..Default::default()
         },
     )
 }
 
-fn contents(s: &Store) -> Vec<(Key, Template)> {
+fn contents(s: &Store) -> Vec<(Key, PackedCode)> {
     s.gallery()
         .keys()
         .into_iter()
@@ -35,7 +33,7 @@ fn contents(s: &Store) -> Vec<(Key, Template)> {
 
 /// A log with 4 puts, a replace and a remove; returns the file bytes, the byte offset where
 /// the last record starts and the contents before and after it.
-type Contents = Vec<(Key, Template)>;
+type Contents = Vec<(Key, PackedCode)>;
 
 fn write_log(p: &Path) -> (Vec<u8>, u64, Contents, Contents) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -126,11 +124,7 @@ fn a_log_of_another_layout_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("g.log");
     write_log(&p);
-    let other = Layout {
-        grid: 8,
-        planes: 3,
-        rotations: 1,
-    };
+    let other = Layout { grid: 8, planes: 2 };
     assert!(matches!(
         Store::open(&p, other, MatchConfig::default()),
         Err(GalleryError::LogLayoutMismatch)

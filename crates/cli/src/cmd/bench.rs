@@ -53,6 +53,20 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
+/// The instruction set the engine's matcher dispatches to on this CPU.
+fn cpu_path() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            return "avx2";
+        }
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            return "popcnt";
+        }
+    }
+    "portable"
+}
+
 fn key(i: u64) -> Key {
     Key::new(i, Hand::Right, 0)
 }
@@ -123,9 +137,9 @@ fn identify(a: IdentifyArgs) -> Result<()> {
     }
     let build_s = build.elapsed().as_secs_f64();
     eprintln!(
-        "built {} templates in {build_s:.1} s, kernel {}, memory {:.3}x raw ({} B/template raw)",
+        "built {} templates in {build_s:.1} s, matcher path {}, memory {:.3}x raw ({} B/template raw)",
         g.len(),
-        g.kernel().name(),
+        cpu_path(),
         g.memory_bytes() as f64 / g.raw_template_bytes() as f64,
         layout.raw_bytes()
     );
@@ -215,7 +229,7 @@ fn identify(a: IdentifyArgs) -> Result<()> {
         let t = |x: &Timing| serde_json::json!({"p50_ms": x.p50, "p99_ms": x.p99, "qps": x.qps});
         let out = serde_json::json!({
             "gallery": g.len(),
-            "kernel": g.kernel().name(),
+            "matcher_path": cpu_path(),
             "build_s": build_s,
             "memory_over_raw": g.memory_bytes() as f64 / g.raw_template_bytes() as f64,
             "raw_bytes_per_template": layout.raw_bytes(),
