@@ -405,6 +405,16 @@ fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig)
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
+unsafe fn search_avx512(
+    probes: &[PackedCode],
+    reference: &PackedCode,
+    cfg: &MatchConfig,
+) -> (MatchDetail, usize) {
+    search_impl(probes, reference, cfg)
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,popcnt")]
 unsafe fn search_avx2(
     probes: &[PackedCode],
@@ -430,6 +440,14 @@ unsafe fn search_popcnt(
 pub fn search(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig) -> (MatchDetail, usize) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: every feature the function is compiled for was detected on this CPU.
+            return unsafe { search_avx512(probes, reference, cfg) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: both features were detected on this CPU.
             return unsafe { search_avx2(probes, reference, cfg) };
@@ -618,6 +636,32 @@ mod tests {
                 want,
                 "seed {seed}"
             );
+        }
+    }
+
+    /// Every instruction-set path this CPU supports gives the portable path's result.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_supported_cpu_path_agrees() {
+        use std::arch::is_x86_feature_detected as has;
+        let cfg = MatchConfig::default();
+        for seed in 1..10u64 {
+            let probes: Vec<PackedCode> = (0..5)
+                .map(|k| PackedCode::new(&code(seed * 3 + k)).unwrap())
+                .collect();
+            let reference = PackedCode::new(&code(seed * 101)).unwrap();
+            let want = search_portable(&probes, &reference, &cfg);
+            if has!("popcnt") {
+                assert_eq!(unsafe { search_popcnt(&probes, &reference, &cfg) }, want);
+            }
+            if has!("avx2") && has!("popcnt") {
+                assert_eq!(unsafe { search_avx2(&probes, &reference, &cfg) }, want);
+            }
+            if has!("avx512f") && has!("avx512vpopcntdq") && has!("avx2") && has!("popcnt") {
+                assert_eq!(unsafe { search_avx512(&probes, &reference, &cfg) }, want);
+            } else {
+                eprintln!("AVX-512 VPOPCNTDQ not available here: that path is not exercised");
+            }
         }
     }
 }
