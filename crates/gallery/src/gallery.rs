@@ -35,7 +35,7 @@ pub struct SearchParams {
 impl Default for SearchParams {
     fn default() -> Self {
         SearchParams {
-            min_candidates: 64,
+            min_candidates: 32,
             candidates_per_million: 256,
             exhaustive_up_to: 256,
         }
@@ -67,6 +67,8 @@ pub struct Candidate {
 pub struct Scope {
     persons: Vec<u64>,
     slots: Vec<u32>,
+    /// The slots' first-stage sketches, contiguous, in slot order.
+    sketches: Vec<u64>,
     gallery_id: u64,
     epoch: u64,
 }
@@ -356,6 +358,7 @@ impl Gallery {
         let mut s = Scope {
             persons: p,
             slots: Vec::new(),
+            sketches: Vec::new(),
             gallery_id: self.id,
             epoch: u64::MAX,
         };
@@ -372,6 +375,14 @@ impl Gallery {
             scope.slots.extend(self.person_slots(p));
         }
         scope.slots.sort_unstable();
+        let sw = self.sketch_words;
+        scope.sketches.clear();
+        for &s in &scope.slots {
+            let (chunk, off) = (s as usize / CHUNK_SLOTS, s as usize % CHUNK_SLOTS);
+            scope
+                .sketches
+                .extend_from_slice(&self.sketches[chunk][off * sw..(off + 1) * sw]);
+        }
         scope.gallery_id = self.id;
         scope.epoch = self.epoch;
     }
@@ -397,7 +408,7 @@ impl Gallery {
         k: usize,
     ) -> Result<Vec<Candidate>, GalleryError> {
         self.refresh(scope);
-        self.search(probe, k, Some(&scope.slots), false)
+        self.search(probe, k, Some(scope), false)
     }
 
     /// [`Gallery::identify_exact`] within a scope.
@@ -408,14 +419,14 @@ impl Gallery {
         k: usize,
     ) -> Result<Vec<Candidate>, GalleryError> {
         self.refresh(scope);
-        self.search(probe, k, Some(&scope.slots), true)
+        self.search(probe, k, Some(scope), true)
     }
 
     fn search(
         &self,
         probe: &Template,
         k: usize,
-        scope: Option<&[u32]>,
+        scope: Option<&Scope>,
         exact: bool,
     ) -> Result<Vec<Candidate>, GalleryError> {
         self.layout.check_probe(probe)?;
@@ -426,14 +437,14 @@ impl Gallery {
             .chain(&probe.rotated)
             .map(|c| self.layout.pack(c))
             .collect::<Result<Vec<PackedCode>, GalleryError>>()?;
-        let n = scope.map_or(self.len, |s| s.len());
+        let n = scope.map_or(self.len, |s| s.slots.len());
         let scored = if !exact && n > self.params.exhaustive_up_to {
             let sk = ProbeSketch::new(&self.layout, &codes);
             let slots = self.prefilter(&sk, scope, self.params.candidates(n, k));
             self.score_slots(&codes, slots.into_par_iter())
         } else {
             match scope {
-                Some(s) => self.score_slots(&codes, s.par_iter().copied()),
+                Some(s) => self.score_slots(&codes, s.slots.par_iter().copied()),
                 None => self.score_slots(
                     &codes,
                     (0..self.keys.len() as u32)
@@ -447,8 +458,9 @@ impl Gallery {
 
     /// First stage: the `c` templates with the smallest sketch distance, ties by slot
     /// (deterministic whatever the threading).
-    fn prefilter(&self, probe: &ProbeSketch, scope: Option<&[u32]>, c: usize) -> Vec<u32> {
+    fn prefilter(&self, probe: &ProbeSketch, scope: Option<&Scope>, c: usize) -> Vec<u32> {
         let sw = self.sketch_words;
+        let live = |s: u32| self.keys[s as usize].is_some();
         let merge = |a: BinaryHeap<(u32, u32)>, b: BinaryHeap<(u32, u32)>| {
             let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
             for item in b {
@@ -467,25 +479,23 @@ impl Gallery {
                 .fold(BinaryHeap::new, |mut heap, chunk| {
                     let base = chunk * CHUNK_SLOTS;
                     let end = CHUNK_SLOTS.min(self.keys.len() - base);
-                    let keys = &self.keys[base..base + end];
                     let items = self.sketches[chunk][..end * sw]
                         .chunks_exact(sw)
-                        .zip(keys)
                         .enumerate()
-                        .filter(|(_, (_, k))| k.is_some())
-                        .map(|(i, (s, _))| ((base + i) as u32, s));
-                    sketch::scan(probe, items, &mut heap, c);
+                        .map(|(i, s)| ((base + i) as u32, s));
+                    sketch::scan(probe, items, live, &mut heap, c);
                     heap
                 })
                 .reduce(BinaryHeap::new, merge),
-            Some(slots) => slots
+            // The scope's own contiguous copy of its sketches: its slots are scattered over the
+            // gallery, and reading them in place costs a cache and TLB miss each.
+            Some(scope) => scope
+                .slots
                 .par_chunks(1024)
-                .fold(BinaryHeap::new, |mut heap, part| {
-                    let items = part.iter().map(|&s| {
-                        let (chunk, off) = (s as usize / CHUNK_SLOTS, s as usize % CHUNK_SLOTS);
-                        (s, &self.sketches[chunk][off * sw..(off + 1) * sw])
-                    });
-                    sketch::scan(probe, items, &mut heap, c);
+                .zip(scope.sketches.par_chunks(1024 * sw))
+                .fold(BinaryHeap::new, |mut heap, (slots, sketches)| {
+                    let items = slots.iter().copied().zip(sketches.chunks_exact(sw));
+                    sketch::scan(probe, items, live, &mut heap, c);
                     heap
                 })
                 .reduce(BinaryHeap::new, merge),

@@ -116,25 +116,49 @@ impl ProbeSketch {
     /// per confident block, in units of 2^-20 (0 when no pose takes part).
     #[inline(always)]
     pub fn distance(&self, r: &[u64]) -> u32 {
+        match self.words {
+            // The engine's 32 x 32 x 6 codes: fixed length, fully unrolled.
+            6 => self.distance_n::<6>(r),
+            _ => self.distance_any(r),
+        }
+    }
+
+    #[inline(always)]
+    fn distance_n<const W: usize>(&self, r: &[u64]) -> u32 {
+        let Some(r) = r.first_chunk::<W>() else {
+            return self.distance_any(r);
+        };
+        let mut best = if self.scale.is_empty() { 0 } else { u64::MAX };
+        for (d, &scale) in self.data.chunks_exact(2 * W).zip(&self.scale) {
+            let mut n = 0u32;
+            for k in 0..W {
+                n += ((d[k] ^ r[k]) & d[W + k]).count_ones();
+            }
+            best = best.min(n as u64 * scale);
+        }
+        best as u32
+    }
+
+    fn distance_any(&self, r: &[u64]) -> u32 {
         let w = self.words;
         let mut best = if self.scale.is_empty() { 0 } else { u64::MAX };
-        for (pose, &scale) in self.scale.iter().enumerate() {
-            let d = &self.data[pose * 2 * w..(pose + 1) * 2 * w];
-            let mut n = 0u32;
-            for k in 0..w {
-                n += ((d[k] ^ r[k]) & d[w + k]).count_ones();
-            }
+        for (d, &scale) in self.data.chunks_exact(2 * w).zip(&self.scale) {
+            let n: u32 = (0..w.min(r.len()))
+                .map(|k| ((d[k] ^ r[k]) & d[w + k]).count_ones())
+                .sum();
             best = best.min(n as u64 * scale);
         }
         best as u32
     }
 }
 
-/// Keep the `c` smallest `(distance, slot)` pairs of `items` in `heap` (a max-heap).
+/// Keep the `c` smallest `(distance, slot)` pairs of `items` whose slot is `live` in `heap`
+/// (a max-heap); `live` is asked only of pairs that would be kept.
 #[inline(always)]
 fn scan_impl<'a>(
     probe: &ProbeSketch,
     items: impl Iterator<Item = (u32, &'a [u64])>,
+    live: impl Fn(u32) -> bool,
     heap: &mut BinaryHeap<(u32, u32)>,
     c: usize,
 ) {
@@ -148,7 +172,7 @@ fn scan_impl<'a>(
     };
     for (slot, sk) in items {
         let item = (probe.distance(sk), slot);
-        if bound.is_some_and(|b| item >= b) {
+        if bound.is_some_and(|b| item >= b) || !live(slot) {
             continue;
         }
         heap.push(item);
@@ -166,10 +190,11 @@ fn scan_impl<'a>(
 unsafe fn scan_popcnt<'a>(
     probe: &ProbeSketch,
     items: impl Iterator<Item = (u32, &'a [u64])>,
+    live: impl Fn(u32) -> bool,
     heap: &mut BinaryHeap<(u32, u32)>,
     c: usize,
 ) {
-    scan_impl(probe, items, heap, c)
+    scan_impl(probe, items, live, heap, c)
 }
 
 /// [`scan_impl`] with the POPCNT instruction when this CPU has it (checked at run time); both
@@ -177,6 +202,7 @@ unsafe fn scan_popcnt<'a>(
 pub fn scan<'a>(
     probe: &ProbeSketch,
     items: impl Iterator<Item = (u32, &'a [u64])>,
+    live: impl Fn(u32) -> bool,
     heap: &mut BinaryHeap<(u32, u32)>,
     c: usize,
 ) {
@@ -184,20 +210,21 @@ pub fn scan<'a>(
     {
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports POPCNT, checked just above.
-            return unsafe { scan_popcnt(probe, items, heap, c) };
+            return unsafe { scan_popcnt(probe, items, live, heap, c) };
         }
     }
-    scan_impl(probe, items, heap, c)
+    scan_impl(probe, items, live, heap, c)
 }
 
 /// The portable path of [`scan`], for tests.
 pub fn scan_portable<'a>(
     probe: &ProbeSketch,
     items: impl Iterator<Item = (u32, &'a [u64])>,
+    live: impl Fn(u32) -> bool,
     heap: &mut BinaryHeap<(u32, u32)>,
     c: usize,
 ) {
-    scan_impl(probe, items, heap, c)
+    scan_impl(probe, items, live, heap, c)
 }
 
 #[cfg(test)]
@@ -240,9 +267,13 @@ mod tests {
         );
         let items = || sketches.chunks(w).enumerate().map(|(i, s)| (i as u32, s));
         let (mut a, mut b) = (BinaryHeap::new(), BinaryHeap::new());
-        scan(&probe, items(), &mut a, 37);
-        scan_portable(&probe, items(), &mut b, 37);
-        let mut all: Vec<(u32, u32)> = items().map(|(i, s)| (probe.distance(s), i)).collect();
+        let live = |s: u32| s % 7 != 3;
+        scan(&probe, items(), live, &mut a, 37);
+        scan_portable(&probe, items(), live, &mut b, 37);
+        let mut all: Vec<(u32, u32)> = items()
+            .filter(|&(i, _)| live(i))
+            .map(|(i, s)| (probe.distance(s), i))
+            .collect();
         all.sort_unstable();
         all.truncate(37);
         assert_eq!(a.into_sorted_vec(), all);

@@ -135,3 +135,70 @@ pub fn measure(samples: &[(String, Template)], pad: usize, kind: Padding, k: usi
     }
     f
 }
+
+/// First-stage rank of the best real template, for galleries too large to search
+/// exhaustively for every probe: for each probe, the enrolled real template with the highest
+/// `Engine::score` (the exhaustive answer, as long as no padding template beats it, which
+/// `measure` checks at smaller sizes), and how many templates (real and `pad` padding) have a
+/// sketch distance at most its own (ties counted against it). The two-stage search keeps that
+/// template, so returns the exhaustive top-1, whenever its rank is below the candidates kept.
+/// Returns, per probe, (rank, the exhaustive top-1 score).
+pub fn first_stage_ranks(
+    samples: &[(String, Template)],
+    pad: usize,
+    kind: Padding,
+    seed: u64,
+) -> Vec<(usize, f32)> {
+    use openpalm_engine::engine::probe_codes;
+    use openpalm_engine::matcher::PackedCode;
+    use openpalm_gallery::sketch::{geometry, reference_sketch, ProbeSketch};
+    let layout = Layout::of(&samples[0].1);
+    let engine = Engine::default();
+    let (_, w) = geometry(&layout);
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut enrolled = Vec::new();
+    let mut probes = Vec::new();
+    for (name, t) in samples {
+        let c = ids.entry(name.as_str()).or_insert(0);
+        if *c < 2 {
+            enrolled.push(t);
+        } else {
+            probes.push(t);
+        }
+        *c += 1;
+    }
+    let sketch = |c: &PalmCode| {
+        let mut s = vec![0u64; w];
+        reference_sketch(&layout, &PackedCode::new(c).unwrap(), &mut s);
+        s
+    };
+    let real: Vec<Vec<u64>> = enrolled.iter().map(|t| sketch(&t.code)).collect();
+    let padding: Vec<u64> = (0..pad)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let code = match kind {
+                Padding::Random => random_template(&mut rng, &layout).code,
+                Padding::Scrambled => {
+                    let src = rng.gen_range(0..enrolled.len());
+                    scramble(&mut rng, &enrolled[src].code)
+                }
+            };
+            sketch(&code)
+        })
+        .collect();
+    probes
+        .par_iter()
+        .map(|p| {
+            let scores: Vec<f32> = enrolled.iter().map(|t| engine.score(p, t)).collect();
+            let best = (0..enrolled.len())
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))
+                .unwrap();
+            let ps = ProbeSketch::new(&layout, &probe_codes(p).unwrap());
+            let d = ps.distance(&real[best]);
+            let rank = real.iter().filter(|s| ps.distance(s) <= d).count() - 1
+                + padding.chunks_exact(w).filter(|s| ps.distance(s) <= d).count();
+            (rank, scores[best])
+        })
+        .collect()
+}
