@@ -197,8 +197,20 @@ unsafe fn scan_popcnt<'a>(
     scan_impl(probe, items, live, heap, c)
 }
 
-/// [`scan_impl`] with the POPCNT instruction when this CPU has it (checked at run time); both
-/// paths keep the same pairs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+unsafe fn scan_avx2<'a>(
+    probe: &ProbeSketch,
+    items: impl Iterator<Item = (u32, &'a [u64])>,
+    live: impl Fn(u32) -> bool,
+    heap: &mut BinaryHeap<(u32, u32)>,
+    c: usize,
+) {
+    scan_impl(probe, items, live, heap, c)
+}
+
+/// [`scan_impl`] compiled for the widest instruction set this CPU has (AVX2, POPCNT; checked
+/// at run time); every path keeps the same pairs.
 pub fn scan<'a>(
     probe: &ProbeSketch,
     items: impl Iterator<Item = (u32, &'a [u64])>,
@@ -208,6 +220,10 @@ pub fn scan<'a>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU supports both, checked just above.
+            return unsafe { scan_avx2(probe, items, live, heap, c) };
+        }
         if std::arch::is_x86_feature_detected!("popcnt") {
             // SAFETY: the CPU supports POPCNT, checked just above.
             return unsafe { scan_popcnt(probe, items, live, heap, c) };
