@@ -130,3 +130,17 @@ fn a_log_of_another_layout_is_refused() {
         Err(GalleryError::LogLayoutMismatch)
     ));
 }
+
+#[test]
+fn a_checksummed_record_with_bits_outside_the_grid_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.log");
+    let (mut bytes, last, _, _) = write_log(&p);
+    let start = last as usize;
+    // Column 9 of the first code word: outside the 8-column grid, checksum made valid again.
+    bytes[start + 8 + 14 + 1] |= 0x02;
+    let crc = crc32fast::hash(&[&bytes[start..start + 4], &bytes[start + 8..]].concat());
+    bytes[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    assert!(matches!(open(&p), Err(GalleryError::CorruptLog { .. })));
+}
