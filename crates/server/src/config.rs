@@ -131,6 +131,8 @@ impl Config {
                 "OPENPALM_AMBIGUITY_MARGIN" => {
                     c.ambiguity_margin = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.03"))?
                 }
+                // Read by other parts of OpenPalm (the device simulator, the test suite).
+                "OPENPALM_API_KEY" | "OPENPALM_TEST_POSTGRES_URL" => {}
                 other if other.starts_with("OPENPALM_") => {
                     return Err(invalid(
                         other,
@@ -263,6 +265,12 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("at least 32"), "{e}");
         assert!(!e.to_string().contains("short"), "the token is not echoed");
+        assert!(Config::load(
+            None,
+            env(&[("OPENPALM_API_KEY", "op_test_x")]),
+            Overrides::default()
+        )
+        .is_ok());
         let e = Config::load(None, env(&[("OPENPALM_LISTN", "x")]), Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("unknown setting"), "{e}");
         let e = Config::load(
