@@ -212,17 +212,33 @@ pub fn line_energy(responses: &[Plane], orientations: usize) -> f32 {
 
 /// Turn responses into sign planes with fragile bits masked.
 pub fn encode(responses: &[Plane], grid: usize, fragile_fraction: f32, valid: Option<&Plane>) -> PalmCode {
+    encode_with_cuts(responses, grid, &fragile_cuts(responses, fragile_fraction), valid)
+}
+
+/// Per plane, the response magnitude below which a bit counts as fragile: the
+/// `fragile_fraction` quantile of the plane's magnitudes (negative = none).
+pub fn fragile_cuts(responses: &[Plane], fragile_fraction: f32) -> Vec<f32> {
+    responses
+        .iter()
+        .map(|resp| {
+            if fragile_fraction <= 0.0 {
+                return -1.0;
+            }
+            let mut mags: Vec<f32> = resp.data.iter().map(|v| v.abs()).collect();
+            let idx = ((mags.len() as f32 * fragile_fraction) as usize).min(mags.len() - 1);
+            *mags.select_nth_unstable_by(idx, |a, b| a.total_cmp(b)).1
+        })
+        .collect()
+}
+
+/// [`encode`] with given fragile-bit cuts (one per plane), e.g. those of another pose of the
+/// same capture.
+pub fn encode_with_cuts(responses: &[Plane], grid: usize, cuts: &[f32], valid: Option<&Plane>) -> PalmCode {
     let planes = responses.len();
     let mut bits = vec![0u64; planes * grid];
     let mut mask = vec![0u64; planes * grid];
     for (p, resp) in responses.iter().enumerate() {
-        let mut mags: Vec<f32> = resp.data.iter().map(|v| v.abs()).collect();
-        let cut = if fragile_fraction > 0.0 {
-            let idx = ((mags.len() as f32 * fragile_fraction) as usize).min(mags.len() - 1);
-            *mags.select_nth_unstable_by(idx, |a, b| a.total_cmp(b)).1
-        } else {
-            -1.0
-        };
+        let cut = cuts[p];
         for y in 0..grid {
             let mut b = 0u64;
             let mut m = 0u64;

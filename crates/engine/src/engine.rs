@@ -1,7 +1,7 @@
 //! The engine: configuration and the capture -> template pipeline.
 
 use crate::capture::{decode, Capture};
-use crate::code::{encode, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
+use crate::code::{encode_with_cuts, fragile_cuts, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
 use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
@@ -205,10 +205,13 @@ impl Engine {
             .max()
             .unwrap_or(2);
         let eroded = mask.erode(erosion);
-        let code = encode(
+        // The fragile-bit cuts of the primary pose serve every pose (same capture, same
+        // distribution of response magnitudes).
+        let cuts = fragile_cuts(&responses, c.fragile_fraction);
+        let code = encode_with_cuts(
             &responses,
             c.grid,
-            c.fragile_fraction,
+            &cuts,
             Some(&pose_valid(&eroded, &self.poses[0])),
         );
         if let Some(t) = trace {
@@ -226,7 +229,7 @@ impl Engine {
             .iter()
             .map(|pose| {
                 let r = pose_responses(&dense, c.orientations, pose);
-                encode(&r, c.grid, c.fragile_fraction, Some(&pose_valid(&eroded, pose)))
+                encode_with_cuts(&r, c.grid, &cuts, Some(&pose_valid(&eroded, pose)))
             })
             .collect();
         Ok(Extraction {
