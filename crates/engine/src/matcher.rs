@@ -210,6 +210,31 @@ fn run_counts(ab: &[u64], am: &[u64], bb: &[u64], bm: &[u64], dx: i32, col_mask:
     (d as u32, n as u32)
 }
 
+/// [`run_counts`] at the five horizontal shifts -2..=2 in one pass over the words (loads
+/// shared, ten running counts).
+#[inline(always)]
+fn run_counts5(ab: &[u64], am: &[u64], bb: &[u64], bm: &[u64], grid: usize) -> [(u32, u32); 5] {
+    let cm = [
+        lane_col_mask(grid, -2),
+        lane_col_mask(grid, -1),
+        lane_col_mask(grid, 0),
+        lane_col_mask(grid, 1),
+        lane_col_mask(grid, 2),
+    ];
+    let mut d = [0u64; 5];
+    let mut n = [0u64; 5];
+    for (((&a, &am), &b), &bm) in ab.iter().zip(am).zip(bb).zip(bm) {
+        let bs = [b << 2, b << 1, b, b >> 1, b >> 2];
+        let ms = [bm << 2, bm << 1, bm, bm >> 1, bm >> 2];
+        for k in 0..5 {
+            let m = am & ms[k] & cm[k];
+            d[k] += ((a ^ bs[k]) & m).count_ones() as u64;
+            n[k] += m.count_ones() as u64;
+        }
+    }
+    std::array::from_fn(|k| (d[k] as u32, n[k] as u32))
+}
+
 /// Columns that stay inside both codes at horizontal shift `dx`, in both 32-bit lanes.
 #[inline(always)]
 fn lane_col_mask(grid: usize, dx: i32) -> u64 {
@@ -300,7 +325,7 @@ fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig)
     let ref_words = g * l;
     let coarse_words = g.div_ceil(step) * l;
     let need = 2 * ref_words + probes.len() * 2 * coarse_words;
-    let mut stack = [0u64; 1024];
+    let mut stack = [0u64; 448];
     let mut heap = Vec::new();
     let buf: &mut [u64] = if need <= stack.len() {
         &mut stack[..need]
@@ -345,15 +370,26 @@ fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig)
             }
             let (a0, a1) = (k0 as usize * l, k1 as usize * l);
             let (b0, b1) = ((k0 + koff) as usize * l, (k1 + koff) as usize * l);
-            for dx in -s..=s {
-                let (d, n) = run_counts(
-                    &pb[a0..a1],
-                    &pm[a0..a1],
-                    &gb[b0..b1],
-                    &gm[b0..b1],
-                    dx,
-                    lane_col_mask(g, dx),
-                );
+            let mut counts = [(0u32, 0u32); 5];
+            let shifts: &[(u32, u32)] = if s == 2 {
+                counts = run_counts5(&pb[a0..a1], &pm[a0..a1], &gb[b0..b1], &gm[b0..b1], g);
+                &counts
+            } else {
+                &[]
+            };
+            for (k, dx) in (-s..=s).enumerate() {
+                let (d, n) = if s == 2 {
+                    shifts[k]
+                } else {
+                    run_counts(
+                        &pb[a0..a1],
+                        &pm[a0..a1],
+                        &gb[b0..b1],
+                        &gm[b0..b1],
+                        dx,
+                        lane_col_mask(g, dx),
+                    )
+                };
                 let sc = if n == 0 {
                     -1.0
                 } else {

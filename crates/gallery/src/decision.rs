@@ -13,7 +13,7 @@ pub struct DecisionPolicy {
 impl Default for DecisionPolicy {
     fn default() -> Self {
         DecisionPolicy {
-            threshold: openpalm_engine::DEFAULT_THRESHOLD,
+            threshold: openpalm_engine::IDENTIFICATION_THRESHOLD,
             margin: 0.05,
         }
     }

@@ -2,10 +2,10 @@
 //! images each and links a member ID; a gate identifies each from their fourth image. No
 //! enrolled person may be identified as someone else; refusals and no-matches are reported.
 //! Measured with the engine of 2026-12-01: coep036 and coep028 (different people) score
-//! about the default threshold against each other (036_4 vs 028_4: 0.444 at threshold
-//! 0.43; 0.41-0.44 with the earlier engine at 0.42), so coep036 is refused as
-//! `already_enrolled` and its fourth image may then match coep028: the only case where a
-//! person not enrolled is identified, asserted to be such a flagged duplicate.
+//! 0.444 against each other (036_4 vs 028_4), above the 1:1 threshold (0.43), so the
+//! enrollment duplicate check refuses coep036 as `already_enrolled`. The gate decides at the
+//! stricter identification threshold (0.47), where that pair no longer matches; should a
+//! refused duplicate still be matched, it may only be to the person it collided with.
 //!
 //! Needs `../shared/data/coep-hands-dev`: skipped with a message when absent, a failure when
 //! absent under `CI=true`.

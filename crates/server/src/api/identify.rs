@@ -17,7 +17,7 @@ use openpalm_domain::ids::{new_id, prefix, Purpose};
 use openpalm_domain::model::MatchLogEntry;
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
-use openpalm_engine::DEFAULT_THRESHOLD;
+use openpalm_engine::IDENTIFICATION_THRESHOLD;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -67,7 +67,7 @@ pub async fn identify(
     .await
     .map_err(|e| ApiError::internal("identify task", e))??;
     let policy = DecisionPolicy {
-        threshold: DEFAULT_THRESHOLD,
+        threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,
     };
     let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();

@@ -20,7 +20,7 @@ use openpalm_domain::ids::Purpose;
 use openpalm_domain::model::{Caller, ConsentRecord, Membership};
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
-use openpalm_engine::DEFAULT_THRESHOLD;
+use openpalm_engine::IDENTIFICATION_THRESHOLD;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -70,7 +70,7 @@ async fn run(state: &AppState, caller: &Caller, req: JoinRequest) -> Result<(Sta
         .map(|m| m.identify(&extraction.template, None, 2))
         .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
     let policy = DecisionPolicy {
-        threshold: DEFAULT_THRESHOLD,
+        threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,
     };
     let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
