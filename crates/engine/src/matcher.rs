@@ -370,25 +370,18 @@ fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig)
             }
             let (a0, a1) = (k0 as usize * l, k1 as usize * l);
             let (b0, b1) = ((k0 + koff) as usize * l, (k1 + koff) as usize * l);
-            let mut counts = [(0u32, 0u32); 5];
-            let shifts: &[(u32, u32)] = if s == 2 {
-                counts = run_counts5(&pb[a0..a1], &pm[a0..a1], &gb[b0..b1], &gm[b0..b1], g);
-                &counts
-            } else {
-                &[]
-            };
+            let five = (s == 2).then(|| run_counts5(&pb[a0..a1], &pm[a0..a1], &gb[b0..b1], &gm[b0..b1], g));
             for (k, dx) in (-s..=s).enumerate() {
-                let (d, n) = if s == 2 {
-                    shifts[k]
-                } else {
-                    run_counts(
+                let (d, n) = match &five {
+                    Some(c) => c[k],
+                    None => run_counts(
                         &pb[a0..a1],
                         &pm[a0..a1],
                         &gb[b0..b1],
                         &gm[b0..b1],
                         dx,
                         lane_col_mask(g, dx),
-                    )
+                    ),
                 };
                 let sc = if n == 0 {
                     -1.0
