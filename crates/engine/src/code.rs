@@ -41,10 +41,10 @@ impl Default for CodeConfig {
             scales: vec![ScaleSpec {
                 wavelength: 10.0,
                 sigma_across: 2.8,
-                sigma_along: 5.0,
-                radius: 8,
+                sigma_along: 8.0,
+                radius: 10,
             }],
-            fragile_fraction: 0.25,
+            fragile_fraction: 0.1,
         }
     }
 }

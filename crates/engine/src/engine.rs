@@ -1,7 +1,7 @@
 //! The engine: configuration and the capture -> template pipeline.
 
 use crate::capture::{decode, Capture};
-use crate::code::{encode_with_cuts, fragile_cuts, line_energy, CodeConfig, FilterBank, PalmCode, ScaleSpec};
+use crate::code::{encode_with_cuts, fragile_cuts, line_energy, CodeConfig, FilterBank, PalmCode};
 use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
@@ -46,18 +46,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            code: CodeConfig {
-                work_side: 64,
-                grid: 32,
-                orientations: 6,
-                scales: vec![ScaleSpec {
-                    wavelength: 10.0,
-                    sigma_across: 2.8,
-                    sigma_along: 8.0,
-                    radius: 10,
-                }],
-                fragile_fraction: 0.1,
-            },
+            code: CodeConfig::default(),
             matching: MatchConfig::default(),
             quality: QualityConfig::default(),
             hand: HandConfig::default(),

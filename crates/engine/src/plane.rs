@@ -186,19 +186,6 @@ impl Plane {
         })
     }
 
-    /// Like [`Plane::rotate_scale`], but samples falling outside the source are 0: for masks.
-    pub fn rotate_scale_mask(&self, angle: f32, scale: f32) -> Plane {
-        let (s, c) = angle.sin_cos();
-        let cx = (self.width as f32 - 1.0) / 2.0;
-        let cy = (self.height as f32 - 1.0) / 2.0;
-        Plane::from_fn(self.width, self.height, |x, y| {
-            let dx = (x as f32 - cx) / scale;
-            let dy = (y as f32 - cy) / scale;
-            self.sample(cx + c * dx - s * dy, cy + s * dx + c * dy)
-                .unwrap_or(0.0)
-        })
-    }
-
     /// Minimum filter over a (2r+1)^2 window (erosion of a 0/1 mask); outside counts as 0.
     pub fn erode(&self, r: usize) -> Plane {
         let (w, h) = (self.width, self.height);
