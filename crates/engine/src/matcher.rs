@@ -370,7 +370,13 @@ fn search_impl(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig)
             }
             let (a0, a1) = (k0 as usize * l, k1 as usize * l);
             let (b0, b1) = ((k0 + koff) as usize * l, (k1 + koff) as usize * l);
-            let five = (s == 2).then(|| run_counts5(&pb[a0..a1], &pm[a0..a1], &gb[b0..b1], &gm[b0..b1], g));
+            // A plain `if`, not a closure: closures do not inherit the enclosing function's
+            // target features, and the kernel must be compiled with them.
+            let five = if s == 2 {
+                Some(run_counts5(&pb[a0..a1], &pm[a0..a1], &gb[b0..b1], &gm[b0..b1], g))
+            } else {
+                None
+            };
             for (k, dx) in (-s..=s).enumerate() {
                 let (d, n) = match &five {
                     Some(c) => c[k],
