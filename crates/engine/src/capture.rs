@@ -89,22 +89,7 @@ impl Capture {
     /// The palm-line channel: luminance weighted towards green and blue, where creases
     /// have the most contrast under visible light (red light scatters under the skin).
     pub fn line_channel(&self) -> Plane {
-        if !self.colour {
-            return self.g.clone();
-        }
-        let data = self
-            .r
-            .data
-            .iter()
-            .zip(&self.g.data)
-            .zip(&self.b.data)
-            .map(|((&r, &g), &b)| 0.2 * r + 0.5 * g + 0.3 * b)
-            .collect();
-        Plane {
-            width: self.width(),
-            height: self.height(),
-            data,
-        }
+        self.line_channel_in(0, 0, self.width(), self.height())
     }
 
     /// [`Capture::line_channel`] of a rectangle only.
@@ -118,23 +103,6 @@ impl Capture {
                 self.g.data[i]
             }
         })
-    }
-
-    /// Plain luminance (Rec. 601).
-    pub fn luma(&self) -> Plane {
-        let data = self
-            .r
-            .data
-            .iter()
-            .zip(&self.g.data)
-            .zip(&self.b.data)
-            .map(|((&r, &g), &b)| 0.299 * r + 0.587 * g + 0.114 * b)
-            .collect();
-        Plane {
-            width: self.width(),
-            height: self.height(),
-            data,
-        }
     }
 
     /// Overwrite the pixel data (captures are biometric data: do not leave them in memory).

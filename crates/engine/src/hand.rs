@@ -392,12 +392,6 @@ pub fn segment(capture: &Capture) -> Result<(Plane, f32), AcquireFailure> {
     Ok((largest_component(&open(&hand, open_r)).0, scale))
 }
 
-/// Locate the hand and its palm frame.
-pub fn locate(capture: &Capture, cfg: &HandConfig) -> Result<HandGeometry, AcquireFailure> {
-    let (hand, scale) = segment(capture)?;
-    frame(hand, scale, cfg)
-}
-
 /// Find the palm frame in a hand mask.
 pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, AcquireFailure> {
     let (sw, sh) = (hand.width, hand.height);

@@ -1,15 +1,7 @@
 //! Preparing a palm-centre crop for the coder: grey line channel, resampled to the working
 //! side, brightness and contrast normalised.
 
-use crate::capture::Capture;
 use crate::plane::Plane;
-
-/// Normalise an ROI plane: resample to `side` x `side`, then zero mean and unit contrast,
-/// after dividing out the slow illumination gradient.
-pub fn normalise_roi(roi: &Plane, side: usize) -> Plane {
-    let small = roi.resize_area(side, side);
-    normalise_contrast(&small)
-}
 
 /// Remove slow illumination (divide by a wide blur) and scale to zero mean, unit std.
 /// The illumination is smooth, so it is estimated at a quarter of the resolution.
@@ -27,9 +19,4 @@ pub fn normalise_contrast(p: &Plane) -> Plane {
     let s = s.max(1e-6);
     out.data.iter_mut().for_each(|v| *v = (*v - m) / s);
     out
-}
-
-/// The line channel of a palm-centre crop capture.
-pub fn roi_plane(capture: &Capture) -> Plane {
-    capture.line_channel()
 }
