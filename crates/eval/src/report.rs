@@ -2,7 +2,7 @@
 //! `report.json` and `det.svg`.
 
 use crate::metrics::{self, ErrorRates, MetricsError, ScoreStats};
-use crate::run::{input_name, EvalResult};
+use crate::run::{input_name, EvalResult, Timing};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,17 +89,9 @@ pub struct Report {
     pub rank1_detail: Option<Rank1Detail>,
     pub genuine_scores: ScoreStats,
     pub impostor_scores: ScoreStats,
-    /// Median single extraction time (decode included) on one core, in ms.
-    pub extract_ms_median: Option<f64>,
-    pub extract_timed_images: usize,
-    /// Median per-image time during the parallel pass, in ms (threads contend; reference only).
-    pub extract_ms_median_parallel: Option<f64>,
-    /// Median single comparison time on one core, in microseconds.
-    pub match_us_median: Option<f64>,
-    pub match_timed_pairs: usize,
-    pub threads: usize,
-    pub extract_wall_s: f64,
-    pub score_wall_s: f64,
+    /// One-core timings (`extract_ms_median`, `match_us_median`, ...), as top-level keys.
+    #[serde(flatten)]
+    pub timing: Timing,
 }
 
 impl Report {
@@ -164,14 +156,7 @@ impl Report {
             }),
             genuine_scores: stats(&genuine)?,
             impostor_scores: stats(&impostor)?,
-            extract_ms_median: t.extract_ms_median,
-            extract_timed_images: t.extract_timed_images,
-            extract_ms_median_parallel: t.extract_ms_median_parallel,
-            match_us_median: t.match_us_median,
-            match_timed_pairs: t.match_timed_pairs,
-            threads: t.threads,
-            extract_wall_s: t.extract_wall_s,
-            score_wall_s: t.score_wall_s,
+            timing: t.clone(),
         })
     }
 }

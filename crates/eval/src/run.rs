@@ -71,7 +71,7 @@ pub struct Pair {
 }
 
 /// One-core timings.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Timing {
     /// Median wall time of one extraction (decode included), timed serially on one thread.
     pub extract_ms_median: Option<f64>,

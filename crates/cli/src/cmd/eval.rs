@@ -76,8 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!(
         "  extract {} / image, match {} / pair (one core)",
-        ms(report.extract_ms_median, "ms"),
-        ms(report.match_us_median, "us")
+        ms(report.timing.extract_ms_median, "ms"),
+        ms(report.timing.match_us_median, "us")
     );
     println!(
         "wrote {}, {}, {}, {}",
