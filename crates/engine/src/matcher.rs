@@ -495,6 +495,28 @@ pub fn search(probes: &[PackedCode], reference: &PackedCode, cfg: &MatchConfig) 
     search_impl(probes, reference, cfg)
 }
 
+/// The instruction set [`search`] dispatches to on this CPU: `avx512_vpopcntdq`, `avx2`,
+/// `popcnt` or `portable`. Benchmarks print it beside their figures.
+pub fn kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            return "avx512_vpopcntdq";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+            return "avx2";
+        }
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            return "popcnt";
+        }
+    }
+    "portable"
+}
+
 /// The portable path of [`search`], for tests.
 pub fn search_portable(
     probes: &[PackedCode],
