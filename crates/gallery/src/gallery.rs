@@ -19,7 +19,7 @@ const NIL: u32 = u32::MAX;
 static NEXT_GALLERY_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How [`Gallery::identify`] searches.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SearchParams {
     /// The first stage hands at least this many templates to the exact stage...
     pub min_candidates: usize,
@@ -30,6 +30,15 @@ pub struct SearchParams {
     /// Searches over at most this many templates skip the first stage and score every
     /// template exactly.
     pub exhaustive_up_to: usize,
+    /// A second look for probes the first look does not match: when no template among the
+    /// first [`SearchParams::candidates`] scores at least this, the templates next in the
+    /// first stage's order are scored too, up to [`SearchParams::extended_candidates`]. A
+    /// probe that matches is answered after the first look; one that does not (a person not
+    /// enrolled, or a genuine probe whose template the sketch ranked low) is searched
+    /// deeper. `None`: one look only.
+    pub extend_below: Option<f32>,
+    /// Templates per million searched that the second look reaches.
+    pub extended_per_million: usize,
 }
 
 impl Default for SearchParams {
@@ -38,6 +47,8 @@ impl Default for SearchParams {
             min_candidates: 32,
             candidates_per_million: 256,
             exhaustive_up_to: 256,
+            extend_below: Some(openpalm_engine::IDENTIFICATION_THRESHOLD),
+            extended_per_million: 4096,
         }
     }
 }
@@ -47,6 +58,17 @@ impl SearchParams {
     pub fn candidates(&self, n: usize, k: usize) -> usize {
         let per = (n as u128 * self.candidates_per_million as u128).div_ceil(1_000_000) as usize;
         self.min_candidates.max(per).max(k.saturating_mul(4))
+    }
+
+    /// Templates the second look reaches (at least [`SearchParams::candidates`]; equal when
+    /// there is no second look).
+    pub fn extended_candidates(&self, n: usize, k: usize) -> usize {
+        let first = self.candidates(n, k);
+        if self.extend_below.is_none() {
+            return first;
+        }
+        let per = (n as u128 * self.extended_per_million as u128).div_ceil(1_000_000) as usize;
+        first.max(per)
     }
 }
 
@@ -81,6 +103,15 @@ impl Scope {
     pub fn templates(&self) -> usize {
         self.slots.len()
     }
+}
+
+/// One storage chunk read back from a snapshot (see [`Gallery::from_chunks`]).
+pub(crate) struct LoadedChunk {
+    pub keys: Vec<Key>,
+    /// `CHUNK_SLOTS * code_words` words, slots past `keys.len()` zero.
+    pub codes: Box<[u64]>,
+    /// `CHUNK_SLOTS * sketch_words` words, slots past `keys.len()` zero.
+    pub sketches: Box<[u64]>,
 }
 
 /// Enrolled templates keyed by (person, hand, sample): each template's packed primary code in
@@ -321,7 +352,88 @@ impl Gallery {
         s
     }
 
-    fn slot_code(&self, slot: usize) -> &[u64] {
+    /// Words per stored sketch.
+    pub(crate) fn sketch_words(&self) -> usize {
+        self.sketch_words
+    }
+
+    /// Every live slot with its key, in key order.
+    pub(crate) fn slots_by_key(&self) -> Vec<(Key, u32)> {
+        let mut v: Vec<(Key, u32)> = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter_map(|(s, k)| Some(((*k)?, s as u32)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn slot_sketch(&self, slot: usize) -> &[u64] {
+        let sw = self.sketch_words;
+        let off = (slot % CHUNK_SLOTS) * sw;
+        &self.sketches[slot / CHUNK_SLOTS][off..off + sw]
+    }
+
+    /// A gallery from whole storage chunks read back from a snapshot: chunk `i` holds slots
+    /// `i * CHUNK_SLOTS ..`, `keys.len()` of them, every chunk but the last full. The caller
+    /// has checked the codes against the layout, the keys (strictly ascending) and the
+    /// sketches (made by this build's [`sketch::reference_sketch`]).
+    pub(crate) fn from_chunks(
+        layout: Layout,
+        matching: MatchConfig,
+        chunks: Vec<LoadedChunk>,
+    ) -> Result<Gallery, GalleryError> {
+        let mut g = Gallery::new(layout, matching)?;
+        let total: usize = chunks.iter().map(|c| c.keys.len()).sum();
+        g.keys.reserve_exact(chunks.len() * CHUNK_SLOTS);
+        g.next.reserve_exact(chunks.len() * CHUNK_SLOTS);
+        g.heads.reserve(total);
+        for c in chunks {
+            debug_assert_eq!(c.codes.len(), CHUNK_SLOTS * g.code_words);
+            debug_assert_eq!(c.sketches.len(), CHUNK_SLOTS * g.sketch_words);
+            for key in c.keys {
+                let s = g.keys.len() as u32;
+                g.keys.push(Some(key));
+                g.next.push(g.heads.insert(key.person, s).unwrap_or(NIL));
+            }
+            g.codes.push(c.codes);
+            g.sketches.push(c.sketches);
+        }
+        g.len = total;
+        Ok(g)
+    }
+
+    /// Recompute every live slot's sketch from its code (a snapshot made by another sketch
+    /// version).
+    pub(crate) fn rebuild_sketches(&mut self) {
+        let (layout, cw, sw, keys) = (self.layout, self.code_words, self.sketch_words, &self.keys);
+        let n = cw / 2;
+        self.sketches
+            .par_iter_mut()
+            .zip(self.codes.par_iter())
+            .enumerate()
+            .for_each(|(chunk, (sketches, codes))| {
+                for i in 0..CHUNK_SLOTS {
+                    let live = keys.get(chunk * CHUNK_SLOTS + i).is_some_and(|k| k.is_some());
+                    let out = &mut sketches[i * sw..(i + 1) * sw];
+                    if !live {
+                        out.fill(0);
+                        continue;
+                    }
+                    let w = &codes[i * cw..(i + 1) * cw];
+                    let code = PackedCode {
+                        grid: layout.grid,
+                        lanes: layout.lanes(),
+                        bits: w[..n].to_vec(),
+                        mask: w[n..].to_vec(),
+                    };
+                    sketch::reference_sketch(&layout, &code, out);
+                }
+            });
+    }
+
+    pub(crate) fn slot_code(&self, slot: usize) -> &[u64] {
         let w = self.code_words;
         let off = (slot % CHUNK_SLOTS) * w;
         &self.codes[slot / CHUNK_SLOTS][off..off + w]
@@ -440,8 +552,16 @@ impl Gallery {
         let n = scope.map_or(self.len, |s| s.slots.len());
         let scored = if !exact && n > self.params.exhaustive_up_to {
             let sk = ProbeSketch::new(&self.layout, &codes);
-            let slots = self.prefilter(&sk, scope, self.params.candidates(n, k));
-            self.score_slots(&codes, slots.into_par_iter())
+            let first = self.params.candidates(n, k);
+            let slots = self.prefilter(&sk, scope, self.params.extended_candidates(n, k));
+            let (head, rest) = slots.split_at(first.min(slots.len()));
+            let mut scored = self.score_slots(&codes, head.par_iter().copied());
+            if let Some(bar) = self.params.extend_below {
+                if !rest.is_empty() && scored.iter().all(|&(_, s)| s < bar) {
+                    scored.extend(self.score_slots(&codes, rest.par_iter().copied()));
+                }
+            }
+            scored
         } else {
             match scope {
                 Some(s) => self.score_slots(&codes, s.slots.par_iter().copied()),
@@ -456,8 +576,8 @@ impl Gallery {
         Ok(self.rank(scored, k))
     }
 
-    /// First stage: the `c` templates with the smallest sketch distance, ties by slot
-    /// (deterministic whatever the threading).
+    /// First stage: the `c` templates with the smallest sketch distance, closest first, ties
+    /// by slot (deterministic whatever the threading).
     fn prefilter(&self, probe: &ProbeSketch, scope: Option<&Scope>, c: usize) -> Vec<u32> {
         let sw = self.sketch_words;
         let live = |s: u32| self.keys[s as usize].is_some();
@@ -500,7 +620,7 @@ impl Gallery {
                 })
                 .reduce(BinaryHeap::new, merge),
         };
-        heap.into_iter().map(|(_, s)| s).collect()
+        heap.into_sorted_vec().into_iter().map(|(_, s)| s).collect()
     }
 
     /// Exact scores of `slots` with the engine's matcher (`matcher::search`: the same function

@@ -159,6 +159,16 @@ impl Layout {
         })
     }
 
+    /// Per stored word of a template (`code_words` of them), the bits it may hold: a stored
+    /// template is valid when `word & !pattern == 0` for every word.
+    pub(crate) fn valid_pattern(&self) -> Vec<u64> {
+        let n = self.code_words() / 2;
+        let lanes = self.lanes();
+        (0..self.code_words())
+            .map(|i| self.lane_valid(i % n % lanes))
+            .collect()
+    }
+
     /// Bits a word of lane `lane` may hold.
     fn lane_valid(&self, lane: usize) -> u64 {
         let col = if self.grid == 32 {

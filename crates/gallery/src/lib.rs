@@ -25,25 +25,37 @@
 //! 1M scrambled real codes, was at most 171 on Tongji; on COEP whole hands, for the 143
 //! probes whose top-1 reaches the threshold, all but one ranked within 143 and that one at
 //! 1613, so at a million templates the default 256 candidates would have missed it.
-//! Raise `SearchParams::candidates_per_million` where that matters (each candidate costs one
-//! `matcher::search`, ~28 us on a loaded 2-core machine).
+//!
+//! Hence a second look (`SearchParams::extend_below`, `extended_per_million`): when no
+//! template among the first look's candidates reaches the identification threshold
+//! (`openpalm_engine::IDENTIFICATION_THRESHOLD`, the decision policy's default), the search
+//! goes on down the first stage's order, to 4096 templates per million by default (2.5 times
+//! the worst rank measured above). A probe the exhaustive search would accept is then
+//! accepted whenever its template ranks within that depth, and probes that match early (most
+//! genuine ones) pay nothing more; probes that match nobody (impostors, persons not
+//! enrolled) pay the second look: about 3840 more `matcher::search` calls at a million. The
+//! bench reports both (`threads_2`, `impostors`). Still no proof: the guarantee is only as
+//! good as the measured ranks, which grow with the gallery (hence per million) and were
+//! measured on padding that is not real palms.
 //!
 //! [`Scope`] restricts a search to some persons at a cost proportional to their templates.
 //! [`DecisionPolicy`] turns a ranked list into match / no match / ambiguous, and
 //! [`expected_fpir`] gives the false positive identification rate to expect.
-//! [`Store`] makes a gallery durable with a checksummed append-only log.
+//! [`Store`] makes a gallery durable with a checksummed append-only log and checksummed
+//! snapshots ([`snapshot`]), so reopening reads one snapshot and replays only the log's tail.
 
 pub mod decision;
 pub mod gallery;
 pub mod layout;
 pub mod sketch;
+pub mod snapshot;
 pub mod store;
 pub mod synthetic;
 
 pub use decision::{expected_fpir, Decision, DecisionPolicy};
 pub use gallery::{Candidate, Gallery, Scope, SearchParams};
 pub use layout::{Hand, Key, Layout};
-pub use store::{RecoveryReport, Store, TailDefect};
+pub use store::{RecoveryReport, SnapshotPolicy, SnapshotStep, Store, TailDefect};
 
 /// Why a gallery operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +83,14 @@ pub enum GalleryError {
     CorruptLog { offset: u64, reason: &'static str },
     #[error("gallery log was written for a different layout or algorithm")]
     LogLayoutMismatch,
+    #[error("gallery snapshot is corrupt at byte {offset}: {reason}")]
+    CorruptSnapshot { offset: u64, reason: &'static str },
+    #[error("gallery snapshot was written for a different layout, algorithm or format version")]
+    SnapshotLayoutMismatch,
+    #[error(
+        "gallery snapshot (generation {snapshot:?}) and log (generation {log:?}) do not belong together"
+    )]
+    Generations { snapshot: Option<u64>, log: Option<u64> },
     #[error("gallery log I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -20,6 +20,11 @@ use crate::layout::Layout;
 use openpalm_engine::matcher::PackedCode;
 use std::collections::BinaryHeap;
 
+/// Version of the sketch computation ([`reference_sketch`]), recorded in snapshots: a
+/// snapshot whose sketches were made by another version has them recomputed on load. Bump it
+/// whenever [`reference_sketch`] or its constants change.
+pub const SKETCH_VERSION: u16 = 1;
+
 /// Block side, in code cells.
 pub const BLOCK: usize = 4;
 /// A probe block counts when its ones and zeros differ by at least this much.

@@ -1,22 +1,45 @@
 //! A durable gallery: every change is appended to a log and fsynced before it is
-//! acknowledged; reopening replays the log.
+//! acknowledged; now and then the whole gallery is written as a snapshot and the log starts
+//! afresh, so reopening reads the snapshot and replays only the log's tail.
 //!
-//! File: a 32-byte header (`OPGALLOG`, version 2, grid, planes, words per code, algorithm,
-//! CRC-32), then records `len u32 | crc u32 | payload`, little-endian, where the CRC covers
-//! the length and the payload. Payload: `kind u8` (1 put, 2 remove), `person u64`, `hand u8`,
-//! `sample u32`, and for a put the template's packed primary code (the engine's `PackedCode`
-//! words, bits then mask, `u64` each: what the gallery stores and searches). Version 1 logs
-//! (three plain-packed codes per template, from before the matcher became directional) are
-//! refused as written for another layout.
+//! Files, beside each other: the log at the path given to [`Store::open`] and its snapshot at
+//! that path with `.snap` appended (format in [`crate::snapshot`]).
+//!
+//! Log: a 40-byte header (`OPGALLOG`, version 3, grid, planes, words per code, algorithm,
+//! generation `u64`, CRC-32), then records `len u32 | crc u32 | payload`, little-endian, where
+//! the CRC covers the length and the payload. Payload: `kind u8` (1 put, 2 remove), `person
+//! u64`, `hand u8`, `sample u32`, and for a put the template's packed primary code (the
+//! engine's `PackedCode` words, bits then mask, `u64` each: what the gallery stores and
+//! searches). Version 2 logs (32-byte header, no generation) are read as generation 0 and
+//! replaced by a version 3 log at the first snapshot; version 1 logs (three plain-packed
+//! codes per template, from before the matcher became directional) are refused as written
+//! for another layout.
+//!
+//! Generations: a snapshot of generation `g` holds everything written before the log of
+//! generation `g` began. Taking one ([`Store::snapshot`]): write `<log>.snap.tmp`, fsync,
+//! rename it over `<log>.snap`, fsync the directory; then write an empty log of generation
+//! `g` as `<log>.next`, fsync, rename it over the log, fsync the directory. A crash anywhere
+//! leaves one of: the old snapshot with the old log (the temporary files are removed on
+//! reopen), or the new snapshot with the old log of generation `g - 1`, which the snapshot
+//! already holds whole (the store writes nothing between taking a snapshot and rotating the
+//! log), so reopening discards it and finishes the rotation, or the new snapshot with the new
+//! log. Any other pairing (a log of generation > 0 and no snapshot, generations that do not
+//! follow) cannot come from a crash and is refused ([`GalleryError::Generations`]).
 //!
 //! Recovery: a damaged *last* record (short, checksum mismatch, impossible length) is what a
 //! crash mid-append leaves; it was never acknowledged, so it is cut and reported in
 //! [`RecoveryReport`]. Damage followed by more data cannot come from a crash and is refused
 //! ([`GalleryError::CorruptLog`]) rather than cut, so acknowledged data is never dropped
-//! silently. Snapshots and compaction are not implemented: the log only grows.
+//! silently. A snapshot is published only whole, so any damage to one is refused
+//! ([`GalleryError::CorruptSnapshot`]), never loaded.
+//!
+//! Snapshots are taken by [`Store::snapshot`] and, under a [`SnapshotPolicy`] (on by
+//! default), before an append once the log's records outgrow the policy's share of the last
+//! snapshot; a snapshot that fails refuses that change (nothing is lost, nothing half-done).
 
 use crate::gallery::Gallery;
 use crate::layout::{code_words, Hand, Key, Layout};
+use crate::snapshot;
 use crate::GalleryError;
 use openpalm_engine::matcher::PackedCode;
 use openpalm_engine::{MatchConfig, Template};
@@ -25,8 +48,11 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"OPGALLOG";
-const VERSION: u32 = 2;
-const HEADER: u64 = 32;
+const VERSION: u32 = 3;
+/// Header bytes of a version 3 log.
+const HEADER: u64 = 40;
+/// Header bytes of a version 2 log.
+const HEADER_V2: u64 = 32;
 const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KEY_BYTES: usize = 1 + 8 + 1 + 4;
@@ -45,11 +71,46 @@ pub enum TailDefect {
 /// What reopening found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
-    /// Records replayed.
+    /// Log records replayed (after the snapshot, if any).
     pub records: u64,
     /// Bytes cut from the end of the log (0: clean).
     pub truncated_bytes: u64,
     pub defect: Option<TailDefect>,
+    /// Templates loaded from the snapshot (0: none).
+    pub snapshot_templates: u64,
+    /// Generation of the log now open.
+    pub generation: u64,
+    /// Bytes of a log found already held whole by the snapshot (a crash between publishing
+    /// a snapshot and starting the next log) and replaced by an empty one; 0 normally.
+    pub discarded_log_bytes: u64,
+}
+
+/// When [`Store`] takes a snapshot by itself: before an append, once the log's records reach
+/// `max(min_log_bytes, last snapshot's bytes * log_percent_of_snapshot / 100)`. The first
+/// bounds how often small galleries are rewritten; the second bounds the write amplification
+/// of large ones (each snapshot rewrites the whole gallery: at most `1 + 100 / percent`
+/// bytes written per byte logged) and the tail a reopen replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    pub min_log_bytes: u64,
+    pub log_percent_of_snapshot: u64,
+}
+
+impl Default for SnapshotPolicy {
+    fn default() -> Self {
+        SnapshotPolicy {
+            min_log_bytes: 64 << 20,
+            log_percent_of_snapshot: 25,
+        }
+    }
+}
+
+impl SnapshotPolicy {
+    /// Log record bytes that trigger a snapshot, given the last snapshot's size.
+    pub fn threshold(&self, snapshot_bytes: u64) -> u64 {
+        self.min_log_bytes
+            .max(snapshot_bytes.saturating_mul(self.log_percent_of_snapshot) / 100)
+    }
 }
 
 /// A gallery whose changes survive crashes.
@@ -58,10 +119,21 @@ pub struct Store {
     gallery: Gallery,
     file: File,
     path: PathBuf,
+    /// Bytes in the log.
     len: u64,
+    /// Bytes of the log's header.
+    header_len: u64,
+    /// Generation of the log appended to.
+    generation: u64,
+    /// Bytes of the last snapshot (0: none).
+    snapshot_bytes: u64,
+    policy: Option<SnapshotPolicy>,
+    /// A snapshot of `generation` is published but the log has not been replaced yet: nothing
+    /// may be appended to the old log (reopening would discard it).
+    rotation_pending: bool,
 }
 
-fn header(layout: &Layout, algorithm: u16) -> [u8; HEADER as usize] {
+fn header(layout: &Layout, algorithm: u16, generation: u64) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -69,9 +141,56 @@ fn header(layout: &Layout, algorithm: u16) -> [u8; HEADER as usize] {
     h[16..20].copy_from_slice(&(layout.planes as u32).to_le_bytes());
     h[20..24].copy_from_slice(&(layout.code_words() as u32).to_le_bytes());
     h[24..26].copy_from_slice(&algorithm.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h[28..36].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..40].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// A log header: its length and generation, or `None` when the file is shorter than its
+/// header (torn at creation).
+fn read_header(
+    r: &mut impl Read,
+    file_len: u64,
+    layout: &Layout,
+    algorithm: u16,
+) -> Result<Option<(u64, u64)>, GalleryError> {
+    if file_len < 12 {
+        return Ok(None);
+    }
+    let mut got = [0u8; HEADER as usize];
+    r.read_exact(&mut got[..12])?;
+    let bad = GalleryError::CorruptLog {
+        offset: 0,
+        reason: "bad header",
+    };
+    if &got[..8] != MAGIC {
+        return Err(bad);
+    }
+    let version = u32::from_le_bytes([got[8], got[9], got[10], got[11]]);
+    let len = if version == VERSION { HEADER } else { HEADER_V2 };
+    if file_len < len {
+        return Ok(None);
+    }
+    r.read_exact(&mut got[12..len as usize])?;
+    let crc_at = len as usize - 4;
+    let crc = u32::from_le_bytes([got[crc_at], got[crc_at + 1], got[crc_at + 2], got[crc_at + 3]]);
+    if crc32fast::hash(&got[..crc_at]) != crc {
+        return Err(bad);
+    }
+    // Layout fields (bytes 12..26) are where versions 2 and 3 both keep them.
+    let want = header(layout, algorithm, 0);
+    if !(version == VERSION || version == 2) || got[12..26] != want[12..26] {
+        return Err(GalleryError::LogLayoutMismatch);
+    }
+    let generation = if version == VERSION {
+        let mut g = [0u8; 8];
+        g.copy_from_slice(&got[28..36]);
+        u64::from_le_bytes(g)
+    } else {
+        0
+    };
+    Ok(Some((len, generation)))
 }
 
 fn put_len(layout: &Layout) -> usize {
@@ -95,80 +214,132 @@ fn frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), GalleryError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 impl Store {
-    /// Open (or create) the log at `path` and replay it.
+    /// Open (or create) the store whose log is at `path`: load its snapshot, if any, and
+    /// replay the log after it.
     pub fn open(
         path: impl AsRef<Path>,
         layout: Layout,
         matching: MatchConfig,
     ) -> Result<(Store, RecoveryReport), GalleryError> {
         let path = path.as_ref().to_path_buf();
-        let mut gallery = Gallery::new(layout, matching)?;
+        let snap_path = Store::snapshot_path_of(&path);
+        // Files of a snapshot or a rotation cut short before their rename: never published.
+        remove_if_exists(&with_suffix(&snap_path, ".tmp"))?;
+        remove_if_exists(&with_suffix(&path, ".next"))?;
+        let snapshot = if snap_path.try_exists()? {
+            if !path.try_exists()? {
+                return Err(GalleryError::Generations {
+                    snapshot: Some(snapshot::read_header(&snap_path)?.generation),
+                    log: None,
+                });
+            }
+            Some(snapshot::read(&snap_path, layout, matching.clone())?)
+        } else {
+            None
+        };
+        let snapshot_bytes = match &snapshot {
+            Some(_) => std::fs::metadata(&snap_path)?.len(),
+            None => 0,
+        };
+        let (mut gallery, snap_gen) = match snapshot {
+            Some((g, h)) => (g, Some(h.generation)),
+            None => (Gallery::new(layout, matching)?, None),
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(snap_gen.is_none())
             .truncate(false)
             .open(&path)?;
         let file_len = file.metadata()?.len();
-        let want = header(&layout, gallery.algorithm());
-        if file_len < HEADER {
+        let mut report = RecoveryReport {
+            records: 0,
+            truncated_bytes: 0,
+            defect: None,
+            snapshot_templates: gallery.len() as u64,
+            generation: 0,
+            discarded_log_bytes: 0,
+        };
+        let mut reader = BufReader::with_capacity(1 << 22, &file);
+        let head = read_header(&mut reader, file_len, &layout, gallery.algorithm())?;
+        let store = |gallery, file, len, header_len, generation| Store {
+            gallery,
+            file,
+            path: path.clone(),
+            len,
+            header_len,
+            generation,
+            snapshot_bytes,
+            policy: Some(SnapshotPolicy::default()),
+            rotation_pending: false,
+        };
+        let Some((header_len, log_gen)) = head else {
+            drop(reader);
+            if snap_gen.is_some() {
+                // Logs beside a snapshot are only ever published whole, by a rename.
+                return Err(GalleryError::CorruptLog {
+                    offset: 0,
+                    reason: "header torn in a log beside a snapshot",
+                });
+            }
             // Nothing was acknowledged before the header reached the disk.
             file.set_len(0)?;
             file.seek(SeekFrom::Start(0))?;
-            file.write_all(&want)?;
+            file.write_all(&header(&layout, gallery.algorithm(), 0))?;
             file.sync_all()?;
             sync_dir(&path)?;
-            let report = RecoveryReport {
-                records: 0,
-                truncated_bytes: file_len,
-                defect: (file_len > 0).then_some(TailDefect::Torn),
-            };
-            return Ok((
-                Store {
-                    gallery,
-                    file,
-                    path,
-                    len: HEADER,
-                },
-                report,
-            ));
-        }
-        let mut reader = BufReader::with_capacity(1 << 22, &file);
-        let mut got = [0u8; HEADER as usize];
-        reader.read_exact(&mut got)?;
-        if got != want {
-            let crc_ok = crc32fast::hash(&got[..28]).to_le_bytes() == got[28..32];
-            if &got[..8] != MAGIC || !crc_ok {
-                return Err(GalleryError::CorruptLog {
-                    offset: 0,
-                    reason: "bad header",
-                });
-            }
-            return Err(GalleryError::LogLayoutMismatch);
-        }
-        let (records, good) = replay(&mut reader, &mut gallery, &layout, file_len)?;
-        drop(reader);
-        let mut report = RecoveryReport {
-            records,
-            truncated_bytes: file_len - good.0,
-            defect: good.1,
+            report.truncated_bytes = file_len;
+            report.defect = (file_len > 0).then_some(TailDefect::Torn);
+            return Ok((store(gallery, file, HEADER, HEADER, 0), report));
         };
+        match (snap_gen, log_gen) {
+            (None, 0) => {}
+            (Some(s), l) if s == l => {}
+            (Some(s), l) if l.checked_add(1) == Some(s) => {
+                // The snapshot holds this log whole: finish the rotation it was cut from.
+                drop(reader);
+                report.discarded_log_bytes = file_len;
+                report.generation = s;
+                let mut st = store(gallery, file, file_len, header_len, s);
+                st.rotation_pending = true;
+                st.rotate()?;
+                return Ok((st, report));
+            }
+            (s, l) => {
+                return Err(GalleryError::Generations {
+                    snapshot: s,
+                    log: Some(l),
+                })
+            }
+        }
+        let (records, good) = replay(&mut reader, &mut gallery, &layout, header_len, file_len)?;
+        drop(reader);
+        report.records = records;
+        report.truncated_bytes = file_len - good.0;
+        report.defect = good.1;
+        report.generation = log_gen;
         if good.0 < file_len {
             file.set_len(good.0)?;
             file.sync_all()?;
         } else {
             report.defect = None;
         }
-        Ok((
-            Store {
-                gallery,
-                file,
-                path,
-                len: good.0,
-            },
-            report,
-        ))
+        Ok((store(gallery, file, good.0, header_len, log_gen), report))
     }
 
     pub fn gallery(&self) -> &Gallery {
@@ -178,12 +349,128 @@ impl Store {
     pub fn gallery_mut_search(&mut self) -> &mut Gallery {
         &mut self.gallery
     }
+    /// The gallery, closing the store.
+    pub fn into_gallery(self) -> Gallery {
+        self.gallery
+    }
+    /// The log's path (as given to [`Store::open`]).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// The snapshot's path: the log's with `.snap` appended.
+    pub fn snapshot_path(&self) -> PathBuf {
+        Store::snapshot_path_of(&self.path)
+    }
+    /// The snapshot path of the store whose log is at `log`.
+    pub fn snapshot_path_of(log: &Path) -> PathBuf {
+        with_suffix(log, ".snap")
     }
     /// Bytes in the log.
     pub fn log_bytes(&self) -> u64 {
         self.len
+    }
+    /// Bytes of the last snapshot (0: none yet).
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_bytes
+    }
+    /// Generation of the log appended to (the number of snapshots taken).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn snapshot_policy(&self) -> Option<SnapshotPolicy> {
+        self.policy
+    }
+    /// When to snapshot by itself (`None`: only when [`Store::snapshot`] is called).
+    pub fn set_snapshot_policy(&mut self, policy: Option<SnapshotPolicy>) {
+        self.policy = policy;
+    }
+
+    /// Write the whole gallery as a snapshot and start an empty log after it (see the module
+    /// docs for the steps and what a crash between any two leaves). On error the store is
+    /// still consistent: either nothing changed, or the snapshot is published and the next
+    /// write first finishes starting the new log.
+    pub fn snapshot(&mut self) -> Result<(), GalleryError> {
+        self.snapshot_stopping_after(SnapshotStep::Done)
+    }
+
+    /// [`Store::snapshot`], stopping (as if the process died there) after `step`: for crash
+    /// tests. The store must be dropped and reopened afterwards.
+    #[doc(hidden)]
+    pub fn snapshot_stopping_after(&mut self, step: SnapshotStep) -> Result<(), GalleryError> {
+        if self.rotation_pending {
+            self.rotate()?;
+        }
+        let generation = self.generation + 1;
+        let snap = self.snapshot_path();
+        let tmp = with_suffix(&snap, ".tmp");
+        let bytes = match snapshot::write(&tmp, &self.gallery, generation) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if step == SnapshotStep::TempWritten {
+            return Ok(());
+        }
+        if let Err(e) = std::fs::rename(&tmp, &snap) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        // Published: the old log may no longer be appended to.
+        self.generation = generation;
+        self.snapshot_bytes = bytes;
+        self.rotation_pending = true;
+        if step == SnapshotStep::Published {
+            return Ok(());
+        }
+        sync_dir(&self.path)?;
+        self.rotate_stopping(step)
+    }
+
+    /// Replace the log by an empty one of the current generation.
+    fn rotate(&mut self) -> Result<(), GalleryError> {
+        self.rotate_stopping(SnapshotStep::Done)
+    }
+
+    fn rotate_stopping(&mut self, step: SnapshotStep) -> Result<(), GalleryError> {
+        // The snapshot's rename must be durable before the log it replaces goes.
+        sync_dir(&self.path)?;
+        let next = with_suffix(&self.path, ".next");
+        let res = (|| -> Result<File, GalleryError> {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&next)?;
+            f.write_all(&header(
+                &self.gallery.layout(),
+                self.gallery.algorithm(),
+                self.generation,
+            ))?;
+            f.sync_all()?;
+            Ok(f)
+        })();
+        let f = match res {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&next);
+                return Err(e);
+            }
+        };
+        if step == SnapshotStep::NextLogWritten {
+            return Ok(());
+        }
+        if let Err(e) = std::fs::rename(&next, &self.path) {
+            let _ = std::fs::remove_file(&next);
+            return Err(e.into());
+        }
+        self.file = f;
+        self.len = HEADER;
+        self.header_len = HEADER;
+        self.rotation_pending = false;
+        sync_dir(&self.path)
     }
 
     fn put_record(&self, out: &mut Vec<u8>, key: &Key, code: &PackedCode) {
@@ -198,8 +485,18 @@ impl Store {
         frame(out, &payload);
     }
 
-    /// Append and fsync; on failure cut the log back so no half record stays.
+    /// Append and fsync; on failure cut the log back so no half record stays. Before
+    /// appending, finish a pending log rotation and take a snapshot if the policy asks.
     fn commit(&mut self, bytes: &[u8]) -> Result<(), GalleryError> {
+        if self.rotation_pending {
+            self.rotate()?;
+        }
+        if let Some(p) = self.policy {
+            let records = self.len - self.header_len;
+            if records > 0 && records >= p.threshold(self.snapshot_bytes) {
+                self.snapshot()?;
+            }
+        }
         let res = (|| -> std::io::Result<()> {
             self.file.seek(SeekFrom::Start(self.len))?;
             self.file.write_all(bytes)?;
@@ -263,6 +560,20 @@ impl Store {
     }
 }
 
+/// Where [`Store::snapshot_stopping_after`] stops, in the order a snapshot goes.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStep {
+    /// `<log>.snap.tmp` written and fsynced, not renamed.
+    TempWritten,
+    /// The snapshot renamed into place; the old log still there.
+    Published,
+    /// `<log>.next` written and fsynced, not renamed.
+    NextLogWritten,
+    /// Everything.
+    Done,
+}
+
 fn sync_dir(path: &Path) -> Result<(), GalleryError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
@@ -275,10 +586,11 @@ fn replay(
     r: &mut impl Read,
     gallery: &mut Gallery,
     layout: &Layout,
+    header_len: u64,
     file_len: u64,
 ) -> Result<(u64, (u64, Option<TailDefect>)), GalleryError> {
     let plen = put_len(layout);
-    let mut off = HEADER;
+    let mut off = header_len;
     let mut records = 0u64;
     let mut payload = vec![0u8; plen];
     let mut words = vec![0u64; layout.code_words()];

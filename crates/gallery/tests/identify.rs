@@ -103,14 +103,18 @@ proptest! {
         prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "identify");
         prop_assert!(same(&g.identify_exact(&probe, k).unwrap(), &want), "exact");
         // Two stages forced, first stage keeping everyone: still identical.
-        g.set_search_params(SearchParams { min_candidates: 64, candidates_per_million: 0, exhaustive_up_to: 0 });
+        g.set_search_params(SearchParams { min_candidates: 64, candidates_per_million: 0, exhaustive_up_to: 0, extend_below: None, extended_per_million: 0 });
         prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "staged");
         // Two stages keeping only 4k: every score returned is still the engine's.
-        g.set_search_params(SearchParams { min_candidates: 0, candidates_per_million: 0, exhaustive_up_to: 0 });
+        g.set_search_params(SearchParams { min_candidates: 0, candidates_per_million: 0, exhaustive_up_to: 0, extend_below: None, extended_per_million: 0 });
         for c in g.identify(&probe, k).unwrap() {
             let t = &items.iter().find(|(key, _)| *key == c.key).unwrap().1;
             prop_assert_eq!(engine.score(&probe, t).to_bits(), c.score.to_bits());
         }
+        // A first look of 4k, a second look that always happens and reaches everyone:
+        // identical again.
+        g.set_search_params(SearchParams { min_candidates: 0, candidates_per_million: 0, exhaustive_up_to: 0, extend_below: Some(f32::INFINITY), extended_per_million: 1_000_000 });
+        prop_assert!(same(&g.identify(&probe, k).unwrap(), &want), "second look");
         for (key, t) in &items {
             prop_assert_eq!(g.get(key), PackedCode::new(&t.code));
         }
@@ -128,6 +132,8 @@ fn removals_and_replacements_are_searched_as_brute_force_over_what_remains() {
         min_candidates: 1000,
         candidates_per_million: 0,
         exhaustive_up_to: 0,
+        extend_below: None,
+        extended_per_million: 0,
     });
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     for step in 0..20 {
@@ -229,6 +235,8 @@ fn scoped_search_equals_brute_force_over_the_scope_and_follows_changes() {
         min_candidates: 10_000,
         candidates_per_million: 0,
         exhaustive_up_to: 0,
+        extend_below: None,
+        extended_per_million: 0,
     });
     assert!(same(&g.identify_in(&mut scope, &probe, 4).unwrap(), &want));
     // A person enrolled later into the scope is found.
