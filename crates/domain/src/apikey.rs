@@ -47,15 +47,18 @@ pub enum Scope {
     Identify,
     /// Link and read a person's accounts and match log.
     People,
+    /// Register, list and delete webhook endpoints.
+    Webhooks,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::Keys,
         Scope::Devices,
         Scope::Enroll,
         Scope::Identify,
         Scope::People,
+        Scope::Webhooks,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -65,6 +68,7 @@ impl Scope {
             Scope::Enroll => "enroll",
             Scope::Identify => "identify",
             Scope::People => "people",
+            Scope::Webhooks => "webhooks",
         }
     }
 }
@@ -72,10 +76,9 @@ impl Scope {
 impl std::str::FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| format!("unknown scope {s:?}: expected keys, devices, enroll, identify or people"))
+        Scope::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
+            format!("unknown scope {s:?}: expected keys, devices, enroll, identify, people or webhooks")
+        })
     }
 }
 

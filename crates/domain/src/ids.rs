@@ -19,6 +19,8 @@ pub mod prefix {
     pub const LINK: &str = "lnk";
     pub const IDENTIFICATION: &str = "idn";
     pub const ENROLLMENT: &str = "enr";
+    pub const WEBHOOK_ENDPOINT: &str = "whe";
+    pub const EVENT: &str = "msg";
 }
 
 /// What a reader is for.

@@ -151,6 +151,45 @@ impl ServiceKeys {
         Ok(DataKey(k))
     }
 
+    /// Encrypt a webhook endpoint's signing secret under the master key, bound to the
+    /// endpoint's ID (the database alone does not reveal it).
+    pub fn seal_webhook_secret(&self, endpoint_id: &str, secret: &str) -> Vec<u8> {
+        seal(&self.master, &webhook_aad(endpoint_id), secret.as_bytes())
+    }
+
+    /// Decrypt [`ServiceKeys::seal_webhook_secret`].
+    pub fn open_webhook_secret(
+        &self,
+        endpoint_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<String>, KeyError> {
+        let plain = Zeroizing::new(open(&self.master, &webhook_aad(endpoint_id), sealed)?);
+        let s = std::str::from_utf8(&plain).map_err(|_| KeyError::Decrypt)?;
+        Ok(Zeroizing::new(s.to_string()))
+    }
+
+    /// Encrypt a stored response that carries a secret shown once (a new API key, a webhook
+    /// secret) so that the idempotency table does not keep it in clear; bound to the
+    /// business and the `Idempotency-Key`.
+    pub fn seal_stored_response(&self, business_id: &str, idem_key: &str, response: &str) -> Vec<u8> {
+        seal(
+            &self.master,
+            &response_aad(business_id, idem_key),
+            response.as_bytes(),
+        )
+    }
+
+    /// Decrypt [`ServiceKeys::seal_stored_response`].
+    pub fn open_stored_response(
+        &self,
+        business_id: &str,
+        idem_key: &str,
+        sealed: &[u8],
+    ) -> Result<String, KeyError> {
+        let plain = open(&self.master, &response_aad(business_id, idem_key), sealed)?;
+        String::from_utf8(plain).map_err(|_| KeyError::Decrypt)
+    }
+
     /// The pseudonymous ID under which `business_id` knows `person_id`:
     /// `pp_` + the first 20 bytes of HMAC-SHA256(deployment secret, "pseudonym" || business || person), hex.
     /// Different for every business; the service can recompute it, businesses cannot join on it.
@@ -196,6 +235,19 @@ impl DataKey {
     pub fn decrypt(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         open(&self.0, aad, sealed).map(Zeroizing::new)
     }
+}
+
+fn response_aad(business_id: &str, idem_key: &str) -> Vec<u8> {
+    let mut v = b"openpalm stored response v1".to_vec();
+    for part in [business_id, idem_key] {
+        v.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        v.extend_from_slice(part.as_bytes());
+    }
+    v
+}
+
+fn webhook_aad(endpoint_id: &str) -> Vec<u8> {
+    format!("openpalm webhook secret v1/{endpoint_id}").into_bytes()
 }
 
 /// ChaCha20-Poly1305 with a random 12-byte nonce prepended.
@@ -260,6 +312,26 @@ mod tests {
             other.unwrap_data_key("per_1", &wrapped).is_err(),
             "needs this master key"
         );
+    }
+
+    #[test]
+    fn webhook_secrets_open_only_for_their_endpoint() {
+        let k = ServiceKeys::generate();
+        let sealed = k.seal_webhook_secret("whe_1", "whsec_abc");
+        assert_eq!(&k.open_webhook_secret("whe_1", &sealed).unwrap()[..], "whsec_abc");
+        assert!(k.open_webhook_secret("whe_2", &sealed).is_err());
+        assert!(ServiceKeys::generate()
+            .open_webhook_secret("whe_1", &sealed)
+            .is_err());
+        // Not interchangeable with a wrapped data key of a person of the same name.
+        assert!(k.unwrap_data_key("whe_1", &sealed).is_err());
+        let r = k.seal_stored_response("biz_a", "key-1", "{\"secret\":\"x\"}");
+        assert_eq!(
+            k.open_stored_response("biz_a", "key-1", &r).unwrap(),
+            "{\"secret\":\"x\"}"
+        );
+        assert!(k.open_stored_response("biz_b", "key-1", &r).is_err());
+        assert!(k.open_stored_response("biz_a", "key-2", &r).is_err());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   data keys, the deployment secret behind pseudonymous IDs and phone hashes.
 //! - [`decision`]: match / no match / ambiguous from a ranked candidate list.
 //! - [`model`]: the records the service keeps (business, device, person, consent, link,
-//!   match log entry).
+//!   match log entry, webhook endpoint, outbox event).
+//! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
 pub mod apikey;
 pub mod decision;
@@ -18,6 +19,15 @@ pub mod ids;
 pub mod keys;
 pub mod model;
 pub mod protocol;
+pub mod webhook;
+
+/// Current time in milliseconds since the Unix epoch.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Current time in whole seconds since the Unix epoch.
 pub fn now_unix() -> i64 {

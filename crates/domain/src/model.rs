@@ -3,6 +3,7 @@
 use crate::apikey::{Environment, Scope};
 use crate::decision::Decision;
 use crate::ids::{DeviceKind, HandSide};
+use crate::webhook::EventType;
 use serde::{Deserialize, Serialize};
 
 /// A tenant.
@@ -194,6 +195,46 @@ pub struct MatchLogEntry {
     pub at: i64,
     pub decision: Decision,
     pub score: f32,
+}
+
+/// A business's webhook endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub business_id: String,
+    pub url: String,
+    /// The events sent to it.
+    pub event_types: Vec<EventType>,
+    /// The signing secret, sealed with [`crate::keys::ServiceKeys::seal_webhook_secret`].
+    pub secret_sealed: Vec<u8>,
+    pub created_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// An event for a business, written to the outbox in the same transaction as the change it
+/// reports, then delivered to each of the business's endpoints that takes its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// `msg_...`: the `webhook-id`, the same on every attempt.
+    pub id: String,
+    pub business_id: String,
+    pub event_type: EventType,
+    /// The exact JSON body sent ([`crate::webhook::body`]).
+    pub payload: String,
+    pub created_at: i64,
+}
+
+impl OutboxEvent {
+    /// A new event with a fresh ID.
+    pub fn new(business_id: &str, event_type: EventType, at: i64, data: &serde_json::Value) -> OutboxEvent {
+        OutboxEvent {
+            id: crate::ids::new_id(crate::ids::prefix::EVENT),
+            business_id: business_id.to_string(),
+            event_type,
+            payload: crate::webhook::body(event_type, at, data),
+            created_at: at,
+        }
+    }
 }
 
 /// A hand named in an enrollment and how many templates it needs.
