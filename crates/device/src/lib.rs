@@ -205,6 +205,10 @@ impl Client {
         self.send(self.http.get(self.url(path))).await
     }
 
+    pub async fn delete(&self, path: &str) -> Result<Answer, DeviceError> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
     pub async fn post(
         &self,
         path: &str,

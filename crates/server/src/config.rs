@@ -21,7 +21,19 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A match is ambiguous when another person scores within this of the best.
     pub ambiguity_margin: f32,
+    /// Accept `http://` webhook URLs (default: `https://` only; for local development).
+    pub webhook_allow_http: bool,
+    /// Delay before the first webhook retry, milliseconds; each further retry doubles it (at
+    /// most 6 hours apart).
+    pub webhook_retry_base_ms: u64,
+    /// Attempts per webhook delivery before it is marked failed.
+    pub webhook_max_attempts: u32,
+    /// Time limit of one webhook request, milliseconds.
+    pub webhook_timeout_ms: u64,
 }
+
+/// Longest wait between two webhook attempts.
+pub const WEBHOOK_MAX_DELAY_MS: u64 = 6 * 3600 * 1000;
 
 /// Lowest accepted admin-token length.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
@@ -35,6 +47,11 @@ impl Default for Config {
             admin_token: None,
             max_body_bytes: 8 * 1024 * 1024,
             ambiguity_margin: 0.03,
+            webhook_allow_http: false,
+            webhook_retry_base_ms: 5_000,
+            // 5 s, 10 s, 20 s, ... then every 6 h: the last attempt about 30 h after the first.
+            webhook_max_attempts: 17,
+            webhook_timeout_ms: 10_000,
         }
     }
 }
@@ -49,6 +66,10 @@ struct FileConfig {
     admin_token: Option<String>,
     max_body_bytes: Option<usize>,
     ambiguity_margin: Option<f32>,
+    webhook_allow_http: Option<bool>,
+    webhook_retry_base_ms: Option<u64>,
+    webhook_max_attempts: Option<u32>,
+    webhook_timeout_ms: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -118,6 +139,10 @@ impl Config {
             if let Some(v) = f.ambiguity_margin {
                 c.ambiguity_margin = v;
             }
+            c.webhook_allow_http = f.webhook_allow_http.unwrap_or(c.webhook_allow_http);
+            c.webhook_retry_base_ms = f.webhook_retry_base_ms.unwrap_or(c.webhook_retry_base_ms);
+            c.webhook_max_attempts = f.webhook_max_attempts.unwrap_or(c.webhook_max_attempts);
+            c.webhook_timeout_ms = f.webhook_timeout_ms.unwrap_or(c.webhook_timeout_ms);
         }
         for (k, v) in env {
             match k.as_str() {
@@ -131,13 +156,25 @@ impl Config {
                 "OPENPALM_AMBIGUITY_MARGIN" => {
                     c.ambiguity_margin = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.03"))?
                 }
+                "OPENPALM_WEBHOOK_ALLOW_HTTP" => {
+                    c.webhook_allow_http = v.parse().map_err(|_| invalid(&k, &v, "expected true or false"))?
+                }
+                "OPENPALM_WEBHOOK_RETRY_BASE_MS" => {
+                    c.webhook_retry_base_ms = v.parse().map_err(|_| invalid(&k, &v, "expected milliseconds"))?
+                }
+                "OPENPALM_WEBHOOK_MAX_ATTEMPTS" => {
+                    c.webhook_max_attempts = v.parse().map_err(|_| invalid(&k, &v, "expected a number"))?
+                }
+                "OPENPALM_WEBHOOK_TIMEOUT_MS" => {
+                    c.webhook_timeout_ms = v.parse().map_err(|_| invalid(&k, &v, "expected milliseconds"))?
+                }
                 // Read by other parts of OpenPalm (the device simulator, the test suite).
                 "OPENPALM_API_KEY" | "OPENPALM_TEST_POSTGRES_URL" => {}
                 other if other.starts_with("OPENPALM_") => {
                     return Err(invalid(
                         other,
                         "(set)",
-                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN",
+                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
                     ))
                 }
                 _ => {}
@@ -196,7 +233,37 @@ impl Config {
                 "must be between 0 and 0.5",
             ));
         }
+        if !(10..=WEBHOOK_MAX_DELAY_MS).contains(&self.webhook_retry_base_ms) {
+            return Err(invalid(
+                "webhook_retry_base_ms",
+                self.webhook_retry_base_ms,
+                format!("must be between 10 and {WEBHOOK_MAX_DELAY_MS}"),
+            ));
+        }
+        if !(1..=100).contains(&self.webhook_max_attempts) {
+            return Err(invalid(
+                "webhook_max_attempts",
+                self.webhook_max_attempts,
+                "must be between 1 and 100",
+            ));
+        }
+        if !(100..=120_000).contains(&self.webhook_timeout_ms) {
+            return Err(invalid(
+                "webhook_timeout_ms",
+                self.webhook_timeout_ms,
+                "must be between 100 and 120000",
+            ));
+        }
         Ok(())
+    }
+
+    /// Delay before the next attempt after `failed` failed attempts (1, 2, ...): the base,
+    /// doubled for each earlier failure, at most [`WEBHOOK_MAX_DELAY_MS`].
+    pub fn webhook_backoff_ms(&self, failed: u32) -> u64 {
+        let doublings = failed.saturating_sub(1).min(40);
+        self.webhook_retry_base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(WEBHOOK_MAX_DELAY_MS)
     }
 
     /// The database URL in effect.
@@ -292,5 +359,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("cannot read config file"), "{e}");
+    }
+
+    #[test]
+    fn webhook_settings_load_validate_and_back_off() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("OPENPALM_WEBHOOK_ALLOW_HTTP", "true"),
+                ("OPENPALM_WEBHOOK_RETRY_BASE_MS", "100"),
+                ("OPENPALM_WEBHOOK_MAX_ATTEMPTS", "5"),
+            ]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.webhook_allow_http);
+        assert_eq!(c.webhook_max_attempts, 5);
+        assert_eq!(
+            (1..=4).map(|n| c.webhook_backoff_ms(n)).collect::<Vec<_>>(),
+            vec![100, 200, 400, 800]
+        );
+        let d = Config::default();
+        assert!(!d.webhook_allow_http, "https only unless asked");
+        assert_eq!(d.webhook_backoff_ms(1), 5_000);
+        assert_eq!(d.webhook_backoff_ms(16), WEBHOOK_MAX_DELAY_MS, "capped");
+        assert_eq!(d.webhook_backoff_ms(200), WEBHOOK_MAX_DELAY_MS, "no overflow");
+        let e = Config::load(
+            None,
+            env(&[("OPENPALM_WEBHOOK_MAX_ATTEMPTS", "0")]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("webhook_max_attempts"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("OPENPALM_WEBHOOK_ALLOW_HTTP", "yes")]),
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("true or false"), "{e}");
     }
 }

@@ -5,8 +5,10 @@
 //! (also at `/openapi.json`), [`capture`] for the device protocol checks, [`state`] for
 //! start-up (data folder, key file, SQLite with migrations, gallery loaded and decrypted).
 //!
-//! The 1:N search is [`matcher::BruteForceMatcher`] behind the narrow [`matcher::Matcher`]
-//! trait; the `openpalm-gallery` crate is to replace it.
+//! The 1:N search is [`matcher::GalleryMatcher`] (`openpalm-gallery`) behind the narrow
+//! [`matcher::Matcher`] trait. Changes that businesses hear of (links made and removed,
+//! people erased) write webhook events to an outbox in the same transaction;
+//! [`webhooks`] delivers them.
 
 pub mod api;
 pub mod auth;
@@ -17,6 +19,7 @@ pub mod idempotency;
 pub mod matcher;
 pub mod problem;
 pub mod state;
+pub mod webhooks;
 
 pub use config::{Config, ConfigError, Overrides};
 pub use state::{AppState, StartError};
@@ -29,15 +32,21 @@ pub struct Running {
     pub state: AppState,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    deliverer: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests, return.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(());
-        self.task
+        let served = self
+            .task
             .await
-            .map_err(|e| std::io::Error::other(format!("server task: {e}")))?
+            .map_err(|e| std::io::Error::other(format!("server task: {e}")))?;
+        // An attempt cut short here keeps its lease and is sent again after the next start.
+        self.deliverer.abort();
+        let _ = self.deliverer.await;
+        served
     }
 }
 
@@ -60,10 +69,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
             .await
     });
+    let deliverer = tokio::spawn(webhooks::run(state.clone()));
     Ok(Running {
         addr,
         state,
         shutdown: tx,
         task,
+        deliverer,
     })
 }

@@ -95,6 +95,10 @@ impl From<openpalm_store::StoreError> for ApiError {
     fn from(e: openpalm_store::StoreError) -> Self {
         match e {
             openpalm_store::StoreError::Conflict(m) => ApiError::conflict("conflict", m),
+            openpalm_store::StoreError::IdempotencyKeyTaken => ApiError::conflict(
+                crate::idempotency::KEY_TAKEN,
+                "another request with this Idempotency-Key is being processed; retry",
+            ),
             other => ApiError::internal("store", other),
         }
     }

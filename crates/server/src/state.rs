@@ -2,12 +2,12 @@
 //! every handler sees.
 
 use crate::config::Config;
-use crate::matcher::{BruteForceMatcher, Matcher};
+use crate::matcher::{GalleryMatcher, Matcher};
 use openpalm_domain::keys::ServiceKeys;
 use openpalm_domain::model::EncryptedTemplate;
 use openpalm_engine::{Engine, Template};
 use openpalm_store::{SqlStore, Store};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -25,6 +25,10 @@ pub enum StartError {
     Store(#[from] openpalm_store::StoreError),
     #[error("stored person {person}: {message}")]
     Gallery { person: String, message: String },
+    #[error("{0}")]
+    Matcher(#[from] crate::matcher::MatcherError),
+    #[error("webhook HTTP client: {0}")]
+    Http(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -32,13 +36,12 @@ pub enum StartError {
     },
 }
 
-/// Who is enrolled where, by the matcher's person number.
+/// The person IDs behind the matcher's person numbers (who may be identified where is kept
+/// by the matcher's scopes).
 #[derive(Debug, Default)]
 pub struct Directory {
     /// Person number -> person ID.
     pub person_ids: HashMap<u64, String>,
-    /// Business -> the person numbers it may identify.
-    pub scopes: HashMap<String, HashSet<u64>>,
 }
 
 /// Shared by every request.
@@ -51,6 +54,10 @@ pub struct Inner {
     pub directory: RwLock<Directory>,
     /// Serialises enrollments: duplicate check, write and gallery insert are one step.
     pub enroll_lock: tokio::sync::Mutex<()>,
+    /// Wakes the webhook deliverer after a change wrote events to the outbox.
+    pub webhook_wakeup: tokio::sync::Notify,
+    /// Sends webhooks.
+    pub http: reqwest::Client,
 }
 
 pub type AppState = Arc<Inner>;
@@ -126,7 +133,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     let keys = load_or_create_keys(&dir)?;
     let store = SqlStore::connect(&config.effective_database_url()).await?;
     let engine = Engine::default();
-    let mut matcher: Box<dyn Matcher> = Box::new(BruteForceMatcher::new(engine.clone()));
+    let mut matcher: Box<dyn Matcher> = Box::new(GalleryMatcher::new(engine.config().matching.clone())?);
     let mut directory = Directory::default();
     for stored in store.people().await? {
         let p = &stored.person;
@@ -142,20 +149,26 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             let plain = dk
                 .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
                 .map_err(|e| gerr(e.to_string()))?;
-            templates.push(Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?);
+            templates.push((
+                t.hand,
+                Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?,
+            ));
         }
         let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
-        matcher.add(seq, templates);
+        matcher.add(seq, templates).map_err(|e| gerr(e.to_string()))?;
         directory.person_ids.insert(seq, p.id.clone());
     }
     let seq_of: HashMap<&String, u64> = directory.person_ids.iter().map(|(s, id)| (id, *s)).collect();
-    let mut scopes: HashMap<String, HashSet<u64>> = HashMap::new();
     for m in store.memberships().await? {
         if let Some(&s) = seq_of.get(&m.person_id) {
-            scopes.entry(m.business_id).or_default().insert(s);
+            matcher.admit(&m.business_id, s);
         }
     }
-    directory.scopes = scopes;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(config.webhook_timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))?;
     Ok(Arc::new(Inner {
         config,
         keys,
@@ -164,5 +177,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         matcher: RwLock::new(matcher),
         directory: RwLock::new(directory),
         enroll_lock: tokio::sync::Mutex::new(()),
+        webhook_wakeup: tokio::sync::Notify::new(),
+        http,
     }))
 }

@@ -11,10 +11,11 @@ use openpalm_domain::apikey::{scopes_from_string, scopes_to_string};
 use openpalm_domain::decision::Decision;
 use openpalm_domain::model::{
     ApiKeyRecord, Business, ConsentRecord, ConsentText, Device, EncryptedTemplate, Link, MatchLogEntry,
-    Membership, Person,
+    Membership, OutboxEvent, Person, WebhookEndpoint,
 };
+use openpalm_domain::webhook::{event_types_from_string, event_types_to_string, EventType};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -25,6 +26,9 @@ pub enum StoreError {
     /// A uniqueness rule was violated (e.g. the same member ID linked twice).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The `Idempotency-Key` was taken by another request meanwhile; nothing was written.
+    #[error("the idempotency key was used meanwhile")]
+    IdempotencyKeyTaken,
     /// A stored value cannot be read back (written by something else, or damaged).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -77,6 +81,17 @@ pub struct IdempotencyRecord {
     pub response: String,
 }
 
+/// The response to an `Idempotency-Key`, written in the same transaction as what the request
+/// creates: either both are kept or neither, so a retry after a crash finds either the stored
+/// response or nothing created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyWrite {
+    pub business_id: String,
+    pub key: String,
+    pub record: IdempotencyRecord,
+    pub at: i64,
+}
+
 /// Everything one enrollment writes, in one transaction.
 #[derive(Clone, Debug)]
 pub struct EnrollmentWrite {
@@ -87,6 +102,52 @@ pub struct EnrollmentWrite {
     pub links: Vec<Link>,
     pub idempotency_key: String,
     pub idempotency: IdempotencyRecord,
+    /// Webhook events (`person.linked` for each link).
+    pub events: Vec<OutboxEvent>,
+}
+
+/// A webhook delivery that is due, with what it takes to send it.
+#[derive(Clone, Debug)]
+pub struct DueDelivery {
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub business_id: String,
+    pub url: String,
+    pub secret_sealed: Vec<u8>,
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+}
+
+/// How one delivery attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered { status: u16 },
+    /// Failed; try again at `next_attempt_ms`.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        next_attempt_ms: i64,
+    },
+    /// Failed for the last time.
+    GiveUp { status: Option<u16>, error: String },
+}
+
+/// One delivery as a business sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub endpoint_id: String,
+    /// `pending`, `delivered`, `failed` or `cancelled`.
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_ms: i64,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
 }
 
 /// A person as loaded at start: their wrapped data key and encrypted templates.
@@ -102,22 +163,26 @@ pub trait Store: Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Insert a key, and the request's idempotency record in the same transaction.
+    async fn insert_api_key(&self, key: &ApiKeyRecord, idem: Option<&IdempotencyWrite>) -> Result<()>;
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>>;
     async fn api_key(&self, business_id: &str, id: &str) -> Result<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, business_id: &str) -> Result<Vec<ApiKeyRecord>>;
     /// Revoke a key of this business; false if there is no such live key.
     async fn revoke_api_key(&self, business_id: &str, id: &str, at: i64) -> Result<bool>;
-    /// Revoke `old_id` and insert `new` in one transaction; false if `old_id` is not live.
+    /// Revoke `old_id` and insert `new` (and the idempotency record) in one transaction;
+    /// false if `old_id` is not live.
     async fn rotate_api_key(
         &self,
         business_id: &str,
         old_id: &str,
         new: &ApiKeyRecord,
         at: i64,
+        idem: Option<&IdempotencyWrite>,
     ) -> Result<bool>;
 
-    async fn insert_device(&self, device: &Device) -> Result<()>;
+    /// Insert a device, and the request's idempotency record in the same transaction.
+    async fn insert_device(&self, device: &Device, idem: Option<&IdempotencyWrite>) -> Result<()>;
     /// A device by ID, whatever its business (the caller checks the tenant).
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn revoke_device(&self, business_id: &str, id: &str, at: i64) -> Result<bool>;
@@ -135,15 +200,8 @@ pub trait Store: Send + Sync {
     async fn consent_text(&self, version: i64) -> Result<Option<ConsentText>>;
 
     async fn idempotency(&self, business_id: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
-    /// Keep the response to an `Idempotency-Key`; false if the key was taken meanwhile.
-    async fn save_idempotency(
-        &self,
-        business_id: &str,
-        key: &str,
-        record: &IdempotencyRecord,
-        at: i64,
-    ) -> Result<bool>;
-    /// Write an enrollment atomically. `Conflict` if the idempotency key was taken meanwhile.
+    /// Write an enrollment atomically. `IdempotencyKeyTaken` if the idempotency key was taken
+    /// meanwhile.
     async fn enroll(&self, write: &EnrollmentWrite) -> Result<()>;
     async fn next_person_seq(&self) -> Result<i64>;
     async fn people(&self) -> Result<Vec<StoredPerson>>;
@@ -154,21 +212,86 @@ pub trait Store: Send + Sync {
         pseudonymous_id: &str,
     ) -> Result<Option<Membership>>;
     async fn membership(&self, business_id: &str, person_id: &str) -> Result<Option<Membership>>;
+    /// Every business a person is a member of.
+    async fn memberships_of(&self, person_id: &str) -> Result<Vec<Membership>>;
 
     /// Make an enrolled person a member of another business (with the person present):
-    /// membership, consent record and links in one transaction. `Conflict` if already a
-    /// member or a link value is taken.
-    async fn join(&self, membership: &Membership, consent: &ConsentRecord, links: &[Link]) -> Result<()>;
+    /// membership, consent record, links, idempotency record and webhook events in one
+    /// transaction. `Conflict` if already a member or a link value is taken.
+    async fn join(
+        &self,
+        membership: &Membership,
+        consent: &ConsentRecord,
+        links: &[Link],
+        idem: Option<&IdempotencyWrite>,
+        events: &[OutboxEvent],
+    ) -> Result<()>;
 
     /// Crypto-shred a person: their wrapped data key and templates, memberships, links and
     /// match log lines are deleted in one transaction (the person row stays as a tombstone
-    /// without a key; consent records stay as the record of what was agreed). False if the
-    /// person has no key (already erased or unknown).
-    async fn erase_person(&self, person_id: &str) -> Result<bool>;
+    /// without a key; consent records stay as the record of what was agreed), with `events`
+    /// (`person.deleted` to each business) written in the same transaction. False (and
+    /// nothing written) if the person has no key (already erased or unknown).
+    async fn erase_person(&self, person_id: &str, events: &[OutboxEvent]) -> Result<bool>;
 
-    /// `Conflict` if this business already linked the same value.
-    async fn insert_link(&self, link: &Link) -> Result<()>;
+    /// Insert a link with the request's idempotency record and its webhook events, in one
+    /// transaction. `Conflict` if this business already linked the same value.
+    async fn insert_link(
+        &self,
+        link: &Link,
+        idem: Option<&IdempotencyWrite>,
+        events: &[OutboxEvent],
+    ) -> Result<()>;
     async fn links(&self, business_id: &str, person_id: &str) -> Result<Vec<Link>>;
+    /// Delete one link of this business's person, with its webhook events, in one
+    /// transaction; false (and nothing written) if there is no such link.
+    async fn delete_link(
+        &self,
+        business_id: &str,
+        person_id: &str,
+        link_id: &str,
+        events: &[OutboxEvent],
+    ) -> Result<bool>;
+
+    /// Register a webhook endpoint (with the request's idempotency record).
+    async fn create_webhook_endpoint(
+        &self,
+        endpoint: &WebhookEndpoint,
+        idem: Option<&IdempotencyWrite>,
+    ) -> Result<()>;
+    /// A live (not deleted) endpoint of this business.
+    async fn webhook_endpoint(&self, business_id: &str, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// The business's live endpoints, oldest first.
+    async fn list_webhook_endpoints(&self, business_id: &str) -> Result<Vec<WebhookEndpoint>>;
+    /// Delete an endpoint and cancel its pending deliveries; false if there is no such live
+    /// endpoint.
+    async fn delete_webhook_endpoint(&self, business_id: &str, id: &str, at: i64) -> Result<bool>;
+    /// Pending deliveries due at `now_ms`, oldest first.
+    async fn due_webhook_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// Take a due delivery for one attempt: moves its due time to `lease_until_ms` if it is
+    /// still pending and due at `expected_next_ms`; false if another worker took it.
+    async fn claim_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        expected_next_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool>;
+    /// Record how an attempt ended.
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        outcome: &DeliveryOutcome,
+        at: i64,
+    ) -> Result<()>;
+    /// Deliveries to one endpoint of this business, newest first.
+    async fn webhook_deliveries(
+        &self,
+        business_id: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>>;
 
     async fn insert_match_log(&self, entry: &MatchLogEntry) -> Result<()>;
     async fn match_log(
@@ -344,6 +467,9 @@ impl SqlStore {
             "links",
             "match_log",
             "idempotency",
+            "webhook_endpoints",
+            "webhook_events",
+            "webhook_deliveries",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }
@@ -376,6 +502,79 @@ async fn insert_key_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     Ok(())
 }
 
+/// Keep an idempotency record inside the caller's transaction; `IdempotencyKeyTaken` if the
+/// key is taken (the caller's transaction is then dropped, so nothing is written).
+async fn save_idempotency_in(c: &mut AnyConnection, w: &IdempotencyWrite) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO idempotency (business_id, idem_key, request_hash, status, response, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&w.business_id)
+    .bind(&w.key)
+    .bind(&w.record.request_hash)
+    .bind(i64::from(w.record.status))
+    .bind(&w.record.response)
+    .bind(w.at)
+    .execute(&mut *c)
+    .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::IdempotencyKeyTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Write events to the outbox inside the caller's transaction: the event row, and one
+/// pending delivery for each live endpoint of its business that takes its type, due at once.
+async fn insert_events_in(c: &mut AnyConnection, events: &[OutboxEvent]) -> Result<()> {
+    for e in events {
+        sqlx::query(
+            "INSERT INTO webhook_events (id, business_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&e.id)
+        .bind(&e.business_id)
+        .bind(e.event_type.as_str())
+        .bind(&e.payload)
+        .bind(e.created_at)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (event_id, endpoint_id, state, attempts, next_attempt_ms)
+             SELECT $1, id, 'pending', 0, $2 FROM webhook_endpoints
+             WHERE business_id = $3 AND deleted_at IS NULL AND (' ' || event_types || ' ') LIKE $4",
+        )
+        .bind(&e.id)
+        .bind(e.created_at.saturating_mul(1000))
+        .bind(&e.business_id)
+        .bind(format!("% {} %", e.event_type.as_str()))
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+const ENDPOINT_COLS: &str = "id, business_id, url, event_types, secret_sealed, created_at, deleted_at";
+
+fn endpoint_from_row(r: &AnyRow) -> Result<WebhookEndpoint> {
+    let types: String = r.try_get("event_types")?;
+    let sealed: String = r.try_get("secret_sealed")?;
+    Ok(WebhookEndpoint {
+        id: r.try_get("id")?,
+        business_id: r.try_get("business_id")?,
+        url: r.try_get("url")?,
+        event_types: event_types_from_string(&types)
+            .map_err(|e| corrupt("webhook_endpoints.event_types", e))?,
+        secret_sealed: unhex("webhook_endpoints.secret_sealed", &sealed)?,
+        created_at: r.try_get("created_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+    })
+}
+
+fn opt_status(v: Option<i64>) -> Result<Option<u16>> {
+    v.map(|s| u16::try_from(s).map_err(|e| corrupt("webhook_deliveries.last_status", e)))
+        .transpose()
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn create_business(&self, b: &Business, first_key: &ApiKeyRecord) -> Result<()> {
@@ -406,8 +605,14 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        insert_key_in(&self.pool, key).await
+    async fn insert_api_key(&self, key: &ApiKeyRecord, idem: Option<&IdempotencyWrite>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
+        insert_key_in(&mut *tx, key).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>> {
@@ -457,8 +662,12 @@ impl Store for SqlStore {
         old_id: &str,
         new: &ApiKeyRecord,
         at: i64,
+        idem: Option<&IdempotencyWrite>,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
         let r = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE business_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
@@ -476,7 +685,11 @@ impl Store for SqlStore {
         Ok(true)
     }
 
-    async fn insert_device(&self, d: &Device) -> Result<()> {
+    async fn insert_device(&self, d: &Device, idem: Option<&IdempotencyWrite>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
         sqlx::query(
             "INSERT INTO devices (id, business_id, kind, site, public_key, created_at, revoked_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -488,8 +701,9 @@ impl Store for SqlStore {
         .bind(hex_encode(&d.public_key))
         .bind(d.created_at)
         .bind(d.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -604,32 +818,6 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn save_idempotency(
-        &self,
-        business_id: &str,
-        key: &str,
-        r: &IdempotencyRecord,
-        at: i64,
-    ) -> Result<bool> {
-        let res = sqlx::query(
-            "INSERT INTO idempotency (business_id, idem_key, request_hash, status, response, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(business_id)
-        .bind(key)
-        .bind(&r.request_hash)
-        .bind(i64::from(r.status))
-        .bind(&r.response)
-        .bind(at)
-        .execute(&self.pool)
-        .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     async fn enroll(&self, w: &EnrollmentWrite) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let idem = sqlx::query(
@@ -648,7 +836,7 @@ impl Store for SqlStore {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
                 tx.rollback().await?;
-                return Err(StoreError::Conflict("idempotency key already used".into()));
+                return Err(StoreError::IdempotencyKeyTaken);
             }
             Err(e) => return Err(e.into()),
         }
@@ -697,6 +885,7 @@ impl Store for SqlStore {
                 return Err(e);
             }
         }
+        insert_events_in(&mut tx, &w.events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -783,12 +972,68 @@ impl Store for SqlStore {
         row.as_ref().map(membership_from_row).transpose()
     }
 
-    async fn insert_link(&self, link: &Link) -> Result<()> {
-        insert_link_in(&self.pool, link).await
+    async fn memberships_of(&self, person_id: &str) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(
+            "SELECT business_id, pseudonymous_id, person_id, created_at FROM memberships WHERE person_id = $1
+             ORDER BY business_id",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(membership_from_row).collect()
     }
 
-    async fn join(&self, m: &Membership, c: &ConsentRecord, links: &[Link]) -> Result<()> {
+    async fn insert_link(
+        &self,
+        link: &Link,
+        idem: Option<&IdempotencyWrite>,
+        events: &[OutboxEvent],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
+        insert_link_in(&mut *tx, link).await?;
+        insert_events_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_link(
+        &self,
+        business_id: &str,
+        person_id: &str,
+        link_id: &str,
+        events: &[OutboxEvent],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM links WHERE business_id = $1 AND person_id = $2 AND id = $3")
+            .bind(business_id)
+            .bind(person_id)
+            .bind(link_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_events_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn join(
+        &self,
+        m: &Membership,
+        c: &ConsentRecord,
+        links: &[Link],
+        idem: Option<&IdempotencyWrite>,
+        events: &[OutboxEvent],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
         let r = sqlx::query(
             "INSERT INTO memberships (business_id, pseudonymous_id, person_id, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -824,11 +1069,12 @@ impl Store for SqlStore {
                 return Err(e);
             }
         }
+        insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn erase_person(&self, person_id: &str) -> Result<bool> {
+    async fn erase_person(&self, person_id: &str, events: &[OutboxEvent]) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query("UPDATE people SET wrapped_key = NULL WHERE id = $1 AND wrapped_key IS NOT NULL")
             .bind(person_id)
@@ -844,6 +1090,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -927,6 +1174,215 @@ impl Store for SqlStore {
             None
         };
         Ok(Page { items, next })
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        ep: &WebhookEndpoint,
+        idem: Option<&IdempotencyWrite>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(w) = idem {
+            save_idempotency_in(&mut tx, w).await?;
+        }
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, business_id, url, event_types, secret_sealed, created_at, deleted_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&ep.id)
+        .bind(&ep.business_id)
+        .bind(&ep.url)
+        .bind(event_types_to_string(&ep.event_types))
+        .bind(hex_encode(&ep.secret_sealed))
+        .bind(ep.created_at)
+        .bind(ep.deleted_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhook_endpoint(&self, business_id: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE business_id = $1 AND id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(business_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    async fn list_webhook_endpoints(&self, business_id: &str) -> Result<Vec<WebhookEndpoint>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE business_id = $1 AND deleted_at IS NULL
+             ORDER BY created_at, id"
+        ))
+        .bind(business_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(endpoint_from_row).collect()
+    }
+
+    async fn delete_webhook_endpoint(&self, business_id: &str, id: &str, at: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE webhook_endpoints SET deleted_at = $1 WHERE business_id = $2 AND id = $3 AND deleted_at IS NULL",
+        )
+        .bind(at)
+        .bind(business_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'cancelled', finished_at = $1 WHERE endpoint_id = $2 AND state = 'pending'",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn due_webhook_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, d.endpoint_id, d.attempts, d.next_attempt_ms, e.business_id, e.payload,
+                    p.url, p.secret_sealed
+             FROM webhook_deliveries d
+             JOIN webhook_events e ON e.id = d.event_id
+             JOIN webhook_endpoints p ON p.id = d.endpoint_id
+             WHERE d.state = 'pending' AND d.next_attempt_ms <= $1
+             ORDER BY d.next_attempt_ms, d.event_id, d.endpoint_id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let attempts: i64 = r.try_get("attempts")?;
+                let sealed: String = r.try_get("secret_sealed")?;
+                Ok(DueDelivery {
+                    event_id: r.try_get("event_id")?,
+                    endpoint_id: r.try_get("endpoint_id")?,
+                    business_id: r.try_get("business_id")?,
+                    url: r.try_get("url")?,
+                    secret_sealed: unhex("webhook_endpoints.secret_sealed", &sealed)?,
+                    payload: r.try_get("payload")?,
+                    attempts: u32::try_from(attempts)
+                        .map_err(|e| corrupt("webhook_deliveries.attempts", e))?,
+                    next_attempt_ms: r.try_get("next_attempt_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        expected_next_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_ms = $1
+             WHERE event_id = $2 AND endpoint_id = $3 AND state = 'pending' AND next_attempt_ms = $4",
+        )
+        .bind(lease_until_ms)
+        .bind(event_id)
+        .bind(endpoint_id)
+        .bind(expected_next_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn finish_webhook_delivery(
+        &self,
+        event_id: &str,
+        endpoint_id: &str,
+        outcome: &DeliveryOutcome,
+        at: i64,
+    ) -> Result<()> {
+        let (state, status, error, next, finished) = match outcome {
+            DeliveryOutcome::Delivered { status } => ("delivered", Some(*status), None, None, Some(at)),
+            DeliveryOutcome::Retry {
+                status,
+                error,
+                next_attempt_ms,
+            } => (
+                "pending",
+                *status,
+                Some(error.as_str()),
+                Some(*next_attempt_ms),
+                None,
+            ),
+            DeliveryOutcome::GiveUp { status, error } => {
+                ("failed", *status, Some(error.as_str()), None, Some(at))
+            }
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = $1, attempts = attempts + 1, last_status = $2, last_error = $3,
+                    next_attempt_ms = COALESCE($4, next_attempt_ms), finished_at = $5
+             WHERE event_id = $6 AND endpoint_id = $7 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(status.map(i64::from))
+        .bind(error.map(|e| e.chars().take(500).collect::<String>()))
+        .bind(next)
+        .bind(finished)
+        .bind(event_id)
+        .bind(endpoint_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        business_id: &str,
+        endpoint_id: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query(
+            "SELECT d.event_id, d.endpoint_id, d.state, d.attempts, d.next_attempt_ms, d.last_status, d.last_error,
+                    e.event_type, e.created_at
+             FROM webhook_deliveries d
+             JOIN webhook_events e ON e.id = d.event_id
+             JOIN webhook_endpoints p ON p.id = d.endpoint_id
+             WHERE p.business_id = $1 AND d.endpoint_id = $2
+             ORDER BY e.created_at DESC, d.event_id DESC LIMIT $3",
+        )
+        .bind(business_id)
+        .bind(endpoint_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let attempts: i64 = r.try_get("attempts")?;
+                let event_type: String = r.try_get("event_type")?;
+                Ok(DeliveryRecord {
+                    event_id: r.try_get("event_id")?,
+                    event_type: event_type
+                        .parse()
+                        .map_err(|e| corrupt("webhook_events.event_type", e))?,
+                    endpoint_id: r.try_get("endpoint_id")?,
+                    state: r.try_get("state")?,
+                    attempts: u32::try_from(attempts)
+                        .map_err(|e| corrupt("webhook_deliveries.attempts", e))?,
+                    next_attempt_ms: r.try_get("next_attempt_ms")?,
+                    last_status: opt_status(r.try_get("last_status")?)?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn consents(&self, person_id: &str) -> Result<Vec<ConsentRecord>> {

@@ -1,6 +1,8 @@
 use super::*;
 use openpalm_domain::apikey::{generate, Environment, Scope};
-use openpalm_domain::ids::DeviceKind;
+use openpalm_domain::ids::{DeviceKind, HandSide};
+use openpalm_domain::model::LinkKind;
+use openpalm_domain::webhook::EventType;
 
 async fn store(dir: &tempfile::TempDir) -> SqlStore {
     SqlStore::connect(&SqlStore::sqlite_url(&dir.path().join("openpalm.db")))
@@ -83,14 +85,14 @@ async fn rotation_is_atomic() {
     s.create_business(&a, &ka).await.unwrap();
     let mut new = business("biz_a").1;
     new.id = "key_new".into();
-    assert!(s.rotate_api_key(&a.id, &ka.id, &new, 9).await.unwrap());
+    assert!(s.rotate_api_key(&a.id, &ka.id, &new, 9, None).await.unwrap());
     let keys = s.list_api_keys(&a.id).await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys.iter().filter(|k| k.revoked_at.is_none()).count(), 1);
     // Rotating a revoked key does nothing, and inserts nothing.
     let mut again = business("biz_a").1;
     again.id = "key_again".into();
-    assert!(!s.rotate_api_key(&a.id, &ka.id, &again, 10).await.unwrap());
+    assert!(!s.rotate_api_key(&a.id, &ka.id, &again, 10, None).await.unwrap());
     assert_eq!(s.list_api_keys(&a.id).await.unwrap().len(), 2);
 }
 
@@ -100,8 +102,8 @@ async fn nonces_are_single_use_per_device() {
     let s = store(&dir).await;
     let (a, ka) = business("biz_a");
     s.create_business(&a, &ka).await.unwrap();
-    s.insert_device(&device("dev_1", "biz_a", 1)).await.unwrap();
-    s.insert_device(&device("dev_2", "biz_a", 1)).await.unwrap();
+    s.insert_device(&device("dev_1", "biz_a", 1), None).await.unwrap();
+    s.insert_device(&device("dev_2", "biz_a", 1), None).await.unwrap();
     let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert!(s.record_nonces("dev_1", &n(&["00ff", "0100"]), 1).await.unwrap());
     assert!(!s.record_nonces("dev_1", &n(&["00ff"]), 2).await.unwrap());
@@ -121,11 +123,13 @@ async fn device_pages_cover_everything_once_in_order() {
     s.create_business(&b, &kb).await.unwrap();
     for i in 0..7 {
         // Two devices share each timestamp, to exercise the id tie-break.
-        s.insert_device(&device(&format!("dev_{i}"), "biz_a", i / 2))
+        s.insert_device(&device(&format!("dev_{i}"), "biz_a", i / 2), None)
             .await
             .unwrap();
     }
-    s.insert_device(&device("dev_other", "biz_b", 0)).await.unwrap();
+    s.insert_device(&device("dev_other", "biz_b", 0), None)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -159,4 +163,346 @@ fn cursors_parse_strictly() {
         vec![0, 1, 254, 255]
     );
     assert!(hex_decode("0g").is_none());
+}
+
+fn idem(biz: &str, key: &str, response: &str) -> IdempotencyWrite {
+    IdempotencyWrite {
+        business_id: biz.into(),
+        key: key.into(),
+        record: IdempotencyRecord {
+            request_hash: format!("hash of {response}"),
+            status: 201,
+            response: response.into(),
+        },
+        at: 1,
+    }
+}
+
+/// A person enrolled at `biz` (with one encrypted template), written through `enroll`.
+async fn person(s: &SqlStore, biz: &str, id: &str, seq: i64) {
+    s.enroll(&EnrollmentWrite {
+        person: Person {
+            id: id.into(),
+            seq,
+            wrapped_key: vec![1, 2, 3],
+            created_at: 1,
+        },
+        templates: vec![EncryptedTemplate {
+            person_id: id.into(),
+            hand: HandSide::Left,
+            index: 0,
+            sealed: vec![9; 40],
+        }],
+        consent: ConsentRecord {
+            person_id: id.into(),
+            business_id: biz.into(),
+            text_version: 1,
+            given_at: 1,
+            device_id: "dev_k".into(),
+            site: "north".into(),
+        },
+        membership: Membership {
+            person_id: id.into(),
+            business_id: biz.into(),
+            pseudonymous_id: format!("pp_{biz}_{id}"),
+            created_at: 1,
+        },
+        links: vec![],
+        idempotency_key: format!("enroll-{id}"),
+        idempotency: IdempotencyRecord {
+            request_hash: "h".into(),
+            status: 201,
+            response: "{}".into(),
+        },
+        events: vec![],
+    })
+    .await
+    .unwrap();
+}
+
+fn link(id: &str, biz: &str, person: &str, value: &str) -> Link {
+    Link {
+        id: id.into(),
+        person_id: person.into(),
+        business_id: biz.into(),
+        kind: LinkKind::MemberId,
+        value: value.into(),
+        created_at: 2,
+    }
+}
+
+fn endpoint(id: &str, biz: &str, types: &[EventType]) -> WebhookEndpoint {
+    WebhookEndpoint {
+        id: id.into(),
+        business_id: biz.into(),
+        url: format!("https://example.test/{id}"),
+        event_types: types.to_vec(),
+        secret_sealed: vec![5; 44],
+        created_at: 1,
+        deleted_at: None,
+    }
+}
+
+async fn count(s: &SqlStore, table: &str) -> i64 {
+    s.table_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| *t == table)
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn a_create_and_its_idempotency_record_commit_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let (a, ka) = business("biz_a");
+    s.create_business(&a, &ka).await.unwrap();
+    s.insert_device(&device("dev_1", "biz_a", 1), Some(&idem("biz_a", "k1", "dev_1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idempotency("biz_a", "k1").await.unwrap().unwrap().response,
+        "dev_1"
+    );
+    // A second create under the same key (a concurrent retry that lost the race, or a
+    // crash-restart replaying it) writes nothing: no second device.
+    let r = s
+        .insert_device(&device("dev_2", "biz_a", 1), Some(&idem("biz_a", "k1", "dev_2")))
+        .await;
+    assert!(matches!(r, Err(StoreError::IdempotencyKeyTaken)), "{r:?}");
+    assert!(s.device("dev_2").await.unwrap().is_none());
+    assert_eq!(
+        s.idempotency("biz_a", "k1").await.unwrap().unwrap().response,
+        "dev_1"
+    );
+    // The other way round: when the create fails, its idempotency record is not kept, so a
+    // retry with the same key runs again instead of replaying a response for nothing.
+    let r = s
+        .insert_device(&device("dev_1", "biz_a", 1), Some(&idem("biz_a", "k2", "dup")))
+        .await;
+    assert!(r.is_err());
+    assert!(s.idempotency("biz_a", "k2").await.unwrap().is_none());
+
+    // Same for API keys, rotations and links.
+    let mut k = business("biz_a").1;
+    k.id = "key_2".into();
+    s.insert_api_key(&k, Some(&idem("biz_a", "k3", "key_2")))
+        .await
+        .unwrap();
+    let mut k3 = business("biz_a").1;
+    k3.id = "key_3".into();
+    assert!(matches!(
+        s.insert_api_key(&k3, Some(&idem("biz_a", "k3", "key_3"))).await,
+        Err(StoreError::IdempotencyKeyTaken)
+    ));
+    assert!(s.api_key("biz_a", "key_3").await.unwrap().is_none());
+    assert!(matches!(
+        s.rotate_api_key("biz_a", "key_2", &k3, 5, Some(&idem("biz_a", "k3", "x")))
+            .await,
+        Err(StoreError::IdempotencyKeyTaken)
+    ));
+    assert!(s
+        .api_key("biz_a", "key_2")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
+
+    person(&s, "biz_a", "per_1", 1).await;
+    s.insert_link(
+        &link("lnk_1", "biz_a", "per_1", "M1"),
+        Some(&idem("biz_a", "k4", "lnk_1")),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.insert_link(
+            &link("lnk_2", "biz_a", "per_1", "M2"),
+            Some(&idem("biz_a", "k4", "lnk_2")),
+            &[]
+        )
+        .await,
+        Err(StoreError::IdempotencyKeyTaken)
+    ));
+    assert_eq!(s.links("biz_a", "per_1").await.unwrap().len(), 1);
+    // The idempotency record is written first: when the link then fails (value taken),
+    // the record goes with it.
+    let r = s
+        .insert_link(
+            &link("lnk_3", "biz_a", "per_1", "M1"),
+            Some(&idem("biz_a", "k5", "lnk_3")),
+            &[],
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(s.idempotency("biz_a", "k5").await.unwrap().is_none());
+    assert_eq!(s.links("biz_a", "per_1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn events_fan_out_to_subscribed_endpoints_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let (a, ka) = business("biz_a");
+    let (b, kb) = business("biz_b");
+    s.create_business(&a, &ka).await.unwrap();
+    s.create_business(&b, &kb).await.unwrap();
+    s.create_webhook_endpoint(&endpoint("whe_all", "biz_a", &EventType::ALL), None)
+        .await
+        .unwrap();
+    s.create_webhook_endpoint(&endpoint("whe_del", "biz_a", &[EventType::PersonDeleted]), None)
+        .await
+        .unwrap();
+    s.create_webhook_endpoint(&endpoint("whe_b", "biz_b", &EventType::ALL), None)
+        .await
+        .unwrap();
+    s.create_webhook_endpoint(&endpoint("whe_gone", "biz_a", &EventType::ALL), None)
+        .await
+        .unwrap();
+    assert!(s.delete_webhook_endpoint("biz_a", "whe_gone", 3).await.unwrap());
+    assert!(
+        !s.delete_webhook_endpoint("biz_b", "whe_all", 3).await.unwrap(),
+        "other tenant"
+    );
+    assert_eq!(
+        s.list_webhook_endpoints("biz_a")
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["whe_all", "whe_del"]
+    );
+
+    person(&s, "biz_a", "per_1", 1).await;
+    let ev = OutboxEvent::new("biz_a", EventType::PersonLinked, 10, &serde_json::json!({"x": 1}));
+    s.insert_link(
+        &link("lnk_1", "biz_a", "per_1", "M1"),
+        None,
+        std::slice::from_ref(&ev),
+    )
+    .await
+    .unwrap();
+    // Only biz_a's live endpoint that takes person.linked gets a delivery.
+    let due = s.due_webhook_deliveries(i64::MAX, 100).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].event_id.as_str(), due[0].endpoint_id.as_str()),
+        (ev.id.as_str(), "whe_all")
+    );
+    assert_eq!(due[0].payload, ev.payload);
+    assert_eq!(due[0].next_attempt_ms, 10_000);
+    assert!(
+        s.due_webhook_deliveries(9_999, 100).await.unwrap().is_empty(),
+        "not due yet"
+    );
+
+    // A failed change writes no event.
+    let lost = OutboxEvent::new("biz_a", EventType::PersonLinked, 11, &serde_json::json!({}));
+    assert!(s
+        .insert_link(
+            &link("lnk_2", "biz_a", "per_1", "M1"),
+            None,
+            std::slice::from_ref(&lost)
+        )
+        .await
+        .is_err());
+    let unlinked = OutboxEvent::new("biz_a", EventType::PersonUnlinked, 12, &serde_json::json!({}));
+    assert!(!s
+        .delete_link("biz_a", "per_1", "lnk_nope", std::slice::from_ref(&unlinked))
+        .await
+        .unwrap());
+    assert_eq!(count(&s, "webhook_events").await, 1);
+
+    // Unlink and erase write their events.
+    assert!(s
+        .delete_link("biz_a", "per_1", "lnk_1", std::slice::from_ref(&unlinked))
+        .await
+        .unwrap());
+    let deleted = OutboxEvent::new("biz_a", EventType::PersonDeleted, 13, &serde_json::json!({}));
+    assert!(s
+        .erase_person("per_1", std::slice::from_ref(&deleted))
+        .await
+        .unwrap());
+    assert!(!s
+        .erase_person("per_1", std::slice::from_ref(&deleted))
+        .await
+        .unwrap());
+    assert_eq!(count(&s, "webhook_events").await, 3);
+    assert_eq!(
+        count(&s, "webhook_deliveries").await,
+        4,
+        "linked 1, unlinked 1, deleted 2"
+    );
+    assert!(s.memberships_of("per_1").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_delivery_is_claimed_once_retried_and_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let (a, ka) = business("biz_a");
+    s.create_business(&a, &ka).await.unwrap();
+    s.create_webhook_endpoint(&endpoint("whe_1", "biz_a", &EventType::ALL), None)
+        .await
+        .unwrap();
+    person(&s, "biz_a", "per_1", 1).await;
+    let ev = OutboxEvent::new("biz_a", EventType::PersonDeleted, 1, &serde_json::json!({}));
+    assert!(s.erase_person("per_1", std::slice::from_ref(&ev)).await.unwrap());
+    let d = s.due_webhook_deliveries(5_000, 10).await.unwrap().remove(0);
+    assert!(s
+        .claim_webhook_delivery(&d.event_id, &d.endpoint_id, d.next_attempt_ms, 65_000)
+        .await
+        .unwrap());
+    assert!(
+        !s.claim_webhook_delivery(&d.event_id, &d.endpoint_id, d.next_attempt_ms, 65_000)
+            .await
+            .unwrap(),
+        "a second worker does not get it"
+    );
+    assert!(
+        s.due_webhook_deliveries(5_000, 10).await.unwrap().is_empty(),
+        "leased"
+    );
+    s.finish_webhook_delivery(
+        &d.event_id,
+        &d.endpoint_id,
+        &DeliveryOutcome::Retry {
+            status: Some(503),
+            error: "HTTP 503".into(),
+            next_attempt_ms: 7_000,
+        },
+        6,
+    )
+    .await
+    .unwrap();
+    let again = s.due_webhook_deliveries(7_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    s.finish_webhook_delivery(
+        &d.event_id,
+        &d.endpoint_id,
+        &DeliveryOutcome::Delivered { status: 204 },
+        8,
+    )
+    .await
+    .unwrap();
+    assert!(s.due_webhook_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+    let log = s.webhook_deliveries("biz_a", "whe_1", 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].state.as_str(), log[0].attempts, log[0].last_status),
+        ("delivered", 2, Some(204))
+    );
+    assert!(
+        s.webhook_deliveries("biz_b", "whe_1", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "tenant"
+    );
 }

@@ -2,7 +2,7 @@
 
 use crate::auth::{Admin, Auth};
 use crate::body::ApiJson;
-use crate::idempotency::{self, request_hash};
+use crate::idempotency::{self, request_hash, Idem};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -13,6 +13,7 @@ use openpalm_domain::apikey::{self, Environment, Scope};
 use openpalm_domain::ids::{new_id, prefix};
 use openpalm_domain::model::{ApiKeyRecord, Business};
 use openpalm_domain::now_unix;
+use openpalm_store::IdempotencyWrite;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -113,16 +114,18 @@ pub async fn create_key(
     let caller = auth.require(Scope::Keys)?;
     let hash = request_hash("POST /v1/api-keys", "", &body.canonical_hash);
     let req = body.value;
-    idempotency::create(&state, &caller.business_id, &headers, hash, || async {
+    let (st, business_id) = (&state, caller.business_id.as_str());
+    idempotency::create(&state, business_id, &headers, hash, |idem| async move {
         if req.scopes.is_empty() {
             return Err(ApiError::unprocessable(
                 "invalid_scopes",
                 "give at least one scope",
             ));
         }
-        let (key, secret) = new_key(&caller.business_id, req.environment, req.scopes);
-        state.store.insert_api_key(&key).await?;
-        Ok((StatusCode::CREATED, with_secret(&key, secret)))
+        let (key, secret) = new_key(business_id, req.environment, req.scopes);
+        let (w, body) = idem.write_secret(st, StatusCode::CREATED, &with_secret(&key, secret));
+        st.store.insert_api_key(&key, Some(&w)).await?;
+        Ok((w, body))
     })
     .await
 }
@@ -136,13 +139,18 @@ pub async fn rotate_key(
 ) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Keys)?;
     let hash = request_hash("POST /v1/api-keys/{id}/rotate", &id, "");
-    idempotency::create(&state, &caller.business_id, &headers, hash, || {
-        rotate(&state, &caller.business_id, &id)
+    idempotency::create(&state, &caller.business_id, &headers, hash, |idem| {
+        rotate(&state, &caller.business_id, &id, idem)
     })
     .await
 }
 
-async fn rotate(state: &AppState, business_id: &str, id: &str) -> Result<(StatusCode, Value), ApiError> {
+async fn rotate(
+    state: &AppState,
+    business_id: &str,
+    id: &str,
+    idem: Idem,
+) -> Result<(IdempotencyWrite, String), ApiError> {
     let old = state
         .store
         .api_key(business_id, id)
@@ -155,9 +163,10 @@ async fn rotate(state: &AppState, business_id: &str, id: &str) -> Result<(Status
         ));
     }
     let (key, secret) = new_key(business_id, old.environment, old.scopes.clone());
+    let (w, body) = idem.write_secret(state, StatusCode::CREATED, &with_secret(&key, secret));
     if !state
         .store
-        .rotate_api_key(business_id, id, &key, now_unix())
+        .rotate_api_key(business_id, id, &key, now_unix(), Some(&w))
         .await?
     {
         return Err(ApiError::conflict(
@@ -165,7 +174,7 @@ async fn rotate(state: &AppState, business_id: &str, id: &str) -> Result<(Status
             "this key was revoked meanwhile",
         ));
     }
-    Ok((StatusCode::CREATED, with_secret(&key, secret)))
+    Ok((w, body))
 }
 
 /// `POST /v1/api-keys/{id}/revoke`

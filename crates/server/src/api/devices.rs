@@ -2,7 +2,7 @@
 
 use crate::auth::Auth;
 use crate::body::ApiJson;
-use crate::idempotency::{self, request_hash};
+use crate::idempotency::{self, request_hash, Idem};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -16,7 +16,7 @@ use openpalm_domain::ids::{new_id, prefix, DeviceKind};
 use openpalm_domain::model::Device;
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::parse_device_public_key;
-use openpalm_store::Cursor;
+use openpalm_store::{Cursor, IdempotencyWrite};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -76,8 +76,8 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Devices)?;
     let hash = request_hash("POST /v1/devices", "", &body.canonical_hash);
-    idempotency::create(&state, &caller.business_id, &headers, hash, || {
-        register_device(&state, &caller.business_id, body.value)
+    idempotency::create(&state, &caller.business_id, &headers, hash, |idem| {
+        register_device(&state, &caller.business_id, body.value, idem)
     })
     .await
 }
@@ -86,7 +86,8 @@ async fn register_device(
     state: &AppState,
     business_id: &str,
     req: RegisterDevice,
-) -> Result<(StatusCode, Value), ApiError> {
+    idem: Idem,
+) -> Result<IdempotencyWrite, ApiError> {
     let site = req.site.trim();
     if site.is_empty() || site.chars().count() > 200 {
         return Err(ApiError::unprocessable(
@@ -105,8 +106,9 @@ async fn register_device(
         created_at: now_unix(),
         revoked_at: None,
     };
-    state.store.insert_device(&device).await?;
-    Ok((StatusCode::CREATED, device_view(&device)))
+    let w = idem.write(StatusCode::CREATED, &device_view(&device));
+    state.store.insert_device(&device, Some(&w)).await?;
+    Ok(w)
 }
 
 /// `GET /v1/devices?cursor=&limit=`

@@ -3,7 +3,7 @@
 //! Requires `Idempotency-Key`: a replay returns the stored response; the same key with a
 //! different body is refused (422).
 
-use crate::api::people::{link_view, make_link, LinkRequest};
+use crate::api::people::{link_view, linked_event, make_link, LinkRequest};
 use crate::auth::Auth;
 use crate::body::{idempotency_key, ApiJson};
 use crate::capture;
@@ -81,7 +81,7 @@ pub async fn enroll(
     let idem = idempotency_key(&headers)?;
     let hash = request_hash("POST /v1/enrollments", "", &body.canonical_hash);
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
-        return replay(prev, &hash);
+        return replay(&state, &caller.business_id, &idem, prev, &hash);
     }
     let req = body.value;
 
@@ -140,7 +140,7 @@ pub async fn enroll(
     // Duplicate check, write and gallery insert as one step.
     let _guard = state.enroll_lock.lock().await;
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
-        return replay(prev, &hash);
+        return replay(&state, &caller.business_id, &idem, prev, &hash);
     }
     {
         let matcher = state
@@ -149,7 +149,10 @@ pub async fn enroll(
             .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
         for (side, templates, _) in &per_hand {
             for t in templates {
-                if let Some(best) = matcher.identify(t, None, 1).first() {
+                let found = matcher
+                    .identify(t, None, 1)
+                    .map_err(|e| ApiError::internal("matcher", e))?;
+                if let Some(best) = found.first() {
                     if best.score >= DEFAULT_THRESHOLD {
                         return Err(ApiError::conflict(
                             "already_enrolled",
@@ -207,6 +210,7 @@ pub async fn enroll(
         "links": links.iter().map(link_view).collect::<Vec<_>>(),
     });
     let response_text = response.to_string();
+    let events = links.iter().map(|l| linked_event(&pseudonymous_id, l)).collect();
     let write = EnrollmentWrite {
         person: Person {
             id: person_id.clone(),
@@ -223,6 +227,7 @@ pub async fn enroll(
             created_at: now,
         },
         links,
+        events,
         idempotency_key: idem,
         idempotency: IdempotencyRecord {
             request_hash: hash,
@@ -230,25 +235,48 @@ pub async fn enroll(
             response: response_text.clone(),
         },
     };
-    state.store.enroll(&write).await?;
+    match state.store.enroll(&write).await {
+        Ok(()) => {}
+        Err(openpalm_store::StoreError::IdempotencyKeyTaken) => {
+            // Another instance of the service committed this key first; ours wrote nothing.
+            let prev = state
+                .store
+                .idempotency(&caller.business_id, &write.idempotency_key)
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency", "key taken but no record"))?;
+            return replay(
+                &state,
+                &caller.business_id,
+                &write.idempotency_key,
+                prev,
+                &write.idempotency.request_hash,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.webhook_wakeup.notify_one();
     let seq_u = u64::try_from(seq).map_err(|e| ApiError::internal("person seq", e))?;
     {
         let mut matcher = state
             .matcher
             .write()
             .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
-        matcher.add(seq_u, per_hand.into_iter().flat_map(|(_, t, _)| t).collect());
-    }
-    {
-        let mut dir = state
+        state
             .directory
             .write()
-            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
-        dir.person_ids.insert(seq_u, person_id);
-        dir.scopes
-            .entry(caller.business_id.clone())
-            .or_default()
-            .insert(seq_u);
+            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
+            .person_ids
+            .insert(seq_u, person_id);
+        matcher
+            .add(
+                seq_u,
+                per_hand
+                    .into_iter()
+                    .flat_map(|(side, t, _)| t.into_iter().map(move |t| (side, t)))
+                    .collect(),
+            )
+            .map_err(|e| ApiError::internal("matcher", e))?;
+        matcher.admit(&caller.business_id, seq_u);
     }
     Ok(json_response(StatusCode::CREATED, &response_text, false))
 }

@@ -48,21 +48,16 @@ pub async fn identify(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal("identify", "no extraction"))?;
-    let scope = {
-        let dir = state
-            .directory
-            .read()
-            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
-        dir.scopes.get(&caller.business_id).cloned().unwrap_or_default()
-    };
     let probe = extraction.template;
     let search_state = state.clone();
+    let scope = caller.business_id.clone();
     let candidates: Vec<Candidate> = tokio::task::spawn_blocking(move || {
         search_state
             .matcher
             .read()
-            .map(|m| m.identify(&probe, Some(&scope), 2))
-            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+            .identify(&probe, Some(&scope), 2)
+            .map_err(|e| ApiError::internal("matcher", e))
     })
     .await
     .map_err(|e| ApiError::internal("identify task", e))??;

@@ -4,11 +4,11 @@
 //! the person's presence; the answer reveals nothing of their other businesses.
 
 use crate::api::enroll::{check_consent, ConsentGiven, Input};
-use crate::api::people::{link_view, make_link, LinkRequest};
+use crate::api::people::{link_view, linked_event, make_link, LinkRequest};
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::capture;
-use crate::idempotency::{self, request_hash};
+use crate::idempotency::{self, request_hash, store_error, Idem};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
@@ -21,8 +21,9 @@ use openpalm_domain::model::{Caller, ConsentRecord, Membership};
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
 use openpalm_engine::IDENTIFICATION_THRESHOLD;
+use openpalm_store::IdempotencyWrite;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,13 +45,20 @@ pub async fn join(
     let caller = auth.require(Scope::Enroll)?.clone();
     let hash = request_hash("POST /v1/memberships", "", &body.canonical_hash);
     let req = body.value;
-    idempotency::create(&state, &caller.business_id, &headers, hash, || {
-        run(&state, &caller, req)
+    let r = idempotency::create(&state, &caller.business_id, &headers, hash, |idem| {
+        run(&state, &caller, req, idem)
     })
-    .await
+    .await;
+    state.webhook_wakeup.notify_one();
+    r
 }
 
-async fn run(state: &AppState, caller: &Caller, req: JoinRequest) -> Result<(StatusCode, Value), ApiError> {
+async fn run(
+    state: &AppState,
+    caller: &Caller,
+    req: JoinRequest,
+    idem: Idem,
+) -> Result<IdempotencyWrite, ApiError> {
     let text = check_consent(state, &req.consent).await?;
     let mut links = Vec::new();
     for l in &req.links {
@@ -67,8 +75,9 @@ async fn run(state: &AppState, caller: &Caller, req: JoinRequest) -> Result<(Sta
     let candidates = state
         .matcher
         .read()
-        .map(|m| m.identify(&extraction.template, None, 2))
-        .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
+        .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+        .identify(&extraction.template, None, 2)
+        .map_err(|e| ApiError::internal("matcher", e))?;
     let policy = DecisionPolicy {
         threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,
@@ -129,33 +138,27 @@ async fn run(state: &AppState, caller: &Caller, req: JoinRequest) -> Result<(Sta
         pseudonymous_id: pseudonymous_id.clone(),
         created_at: now,
     };
+    let response = json!({
+        "person": { "pseudonymous_id": pseudonymous_id },
+        "consent": {
+            "text_version": consent.text_version,
+            "given_at": consent.given_at,
+            "device_id": consent.device_id,
+            "site": consent.site,
+        },
+        "links": links.iter().map(link_view).collect::<Vec<_>>(),
+    });
+    let w = idem.write(StatusCode::CREATED, &response);
+    let events: Vec<_> = links.iter().map(|l| linked_event(&pseudonymous_id, l)).collect();
     state
         .store
-        .join(&membership, &consent, &links)
+        .join(&membership, &consent, &links, Some(&w), &events)
         .await
-        .map_err(|e| match e {
-            openpalm_store::StoreError::Conflict(m) => ApiError::conflict("conflict", m),
-            other => other.into(),
-        })?;
+        .map_err(|e| store_error(e, "conflict"))?;
     state
-        .directory
+        .matcher
         .write()
-        .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
-        .scopes
-        .entry(caller.business_id.clone())
-        .or_default()
-        .insert(seq);
-    Ok((
-        StatusCode::CREATED,
-        json!({
-            "person": { "pseudonymous_id": pseudonymous_id },
-            "consent": {
-                "text_version": consent.text_version,
-                "given_at": consent.given_at,
-                "device_id": consent.device_id,
-                "site": consent.site,
-            },
-            "links": links.iter().map(link_view).collect::<Vec<_>>(),
-        }),
-    ))
+        .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+        .admit(&caller.business_id, seq);
+    Ok(w)
 }

@@ -8,6 +8,7 @@ pub mod identify;
 pub mod join;
 pub mod people;
 pub mod public;
+pub mod webhooks;
 
 use crate::problem::{for_status, ApiError, PROBLEM_JSON};
 use crate::state::AppState;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
@@ -256,6 +257,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             get(people::list_links),
         ),
         (
+            doc(
+                "delete",
+                "/v1/people/{pseudonymous_id}/links/{link_id}",
+                "deleteLink",
+                "Remove one of the caller's links of a person (webhook person.unlinked)",
+                ApiKey,
+            ),
+            delete(people::delete_link),
+        ),
+        (
             RouteDoc {
                 paged: true,
                 ..doc(
@@ -292,6 +303,51 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 )
             },
             post(join::join),
+        ),
+        (
+            RouteDoc {
+                body: Some("CreateWebhookEndpoint"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/webhook-endpoints",
+                    "createWebhookEndpoint",
+                    "Register a URL for signed webhooks (Standard Webhooks); its secret is shown once",
+                    ApiKey,
+                )
+            },
+            post(webhooks::create),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/webhook-endpoints",
+                "listWebhookEndpoints",
+                "The business's webhook endpoints (never their secrets)",
+                ApiKey,
+            ),
+            get(webhooks::list),
+        ),
+        (
+            doc(
+                "delete",
+                "/v1/webhook-endpoints/{id}",
+                "deleteWebhookEndpoint",
+                "Stop sending to an endpoint; its pending deliveries are cancelled",
+                ApiKey,
+            ),
+            delete(webhooks::delete),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/webhook-endpoints/{id}/deliveries",
+                "listWebhookDeliveries",
+                "An endpoint's latest deliveries, newest first: state, attempts, last status",
+                ApiKey,
+            ),
+            get(webhooks::deliveries),
         ),
     ]
 }
@@ -395,7 +451,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["environment", "scopes"],
             "properties": {
                 "environment": {"type": "string", "enum": ["test", "live"]},
-                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people"]}}
+                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people", "webhooks"]}}
             }
         },
         "RegisterDevice": {
@@ -430,6 +486,13 @@ fn schemas() -> Value {
                 "input": {"type": "string", "enum": ["roi", "hand"]},
                 "capture": {"$ref": "#/components/schemas/SealedCapture"},
                 "links": {"type": "array", "items": {"$ref": "#/components/schemas/LinkRequest"}}
+            }
+        },
+        "CreateWebhookEndpoint": {
+            "type": "object", "required": ["url"],
+            "properties": {
+                "url": {"type": "string", "format": "uri", "description": "https:// URL that receives POSTs with webhook-id, webhook-timestamp and webhook-signature (v1, HMAC-SHA256 of id.timestamp.body)"},
+                "events": {"type": "array", "items": {"type": "string", "enum": ["person.linked", "person.unlinked", "person.deleted"]}, "description": "default: all"}
             }
         },
         "IdentifyRequest": {

@@ -4,7 +4,7 @@
 use crate::api::devices::PageQuery;
 use crate::auth::Auth;
 use crate::body::ApiJson;
-use crate::idempotency::{self, request_hash};
+use crate::idempotency::{self, request_hash, store_error};
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
@@ -13,8 +13,9 @@ use axum::response::Response;
 use axum::Json;
 use openpalm_domain::apikey::Scope;
 use openpalm_domain::ids::{new_id, prefix};
-use openpalm_domain::model::{normalise_link_value, Link, LinkKind, MatchLogEntry, Membership};
+use openpalm_domain::model::{normalise_link_value, Link, LinkKind, MatchLogEntry, Membership, OutboxEvent};
 use openpalm_domain::now_unix;
+use openpalm_domain::webhook::EventType;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -59,6 +60,16 @@ pub fn link_view(l: &Link) -> Value {
     json!({ "id": l.id, "kind": l.kind, "value": value, "created_at": l.created_at })
 }
 
+/// The `person.linked` event of a new link, for the business that made it.
+pub fn linked_event(pseudonymous_id: &str, link: &Link) -> OutboxEvent {
+    OutboxEvent::new(
+        &link.business_id,
+        EventType::PersonLinked,
+        link.created_at,
+        &json!({ "pseudonymous_id": pseudonymous_id, "link": link_view(link) }),
+    )
+}
+
 async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> Result<Membership, ApiError> {
     state
         .store
@@ -82,16 +93,61 @@ pub async fn create_link(
         &body.canonical_hash,
     );
     let req = body.value;
-    idempotency::create(&state, &caller.business_id, &headers, hash, || async {
-        let m = member(&state, &caller.business_id, &pid).await?;
-        let link = make_link(&state, &caller.business_id, &m.person_id, &req)?;
-        state.store.insert_link(&link).await.map_err(|e| match e {
-            openpalm_store::StoreError::Conflict(m) => ApiError::conflict("link_exists", m),
-            other => other.into(),
-        })?;
-        Ok((StatusCode::CREATED, link_view(&link)))
+    let (st, business_id, pid) = (&state, caller.business_id.as_str(), pid.as_str());
+    let r = idempotency::create(&state, business_id, &headers, hash, |idem| async move {
+        let m = member(st, business_id, pid).await?;
+        let link = make_link(st, business_id, &m.person_id, &req)?;
+        let w = idem.write(StatusCode::CREATED, &link_view(&link));
+        let event = linked_event(pid, &link);
+        st.store
+            .insert_link(&link, Some(&w), std::slice::from_ref(&event))
+            .await
+            .map_err(|e| store_error(e, "link_exists"))?;
+        Ok(w)
     })
-    .await
+    .await;
+    state.webhook_wakeup.notify_one();
+    r
+}
+
+/// `DELETE /v1/people/{pseudonymous_id}/links/{link_id}`: remove one of the caller's links;
+/// `person.unlinked` is written to the outbox in the same transaction.
+pub async fn delete_link(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((pid, link_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = auth.require(Scope::People)?;
+    let m = member(&state, &caller.business_id, &pid).await?;
+    let link = state
+        .store
+        .links(&caller.business_id, &m.person_id)
+        .await?
+        .into_iter()
+        .find(|l| l.id == link_id)
+        .ok_or_else(|| ApiError::not_found("link"))?;
+    let event = OutboxEvent::new(
+        &caller.business_id,
+        EventType::PersonUnlinked,
+        now_unix(),
+        &json!({ "pseudonymous_id": pid, "link": link_view(&link) }),
+    );
+    if !state
+        .store
+        .delete_link(
+            &caller.business_id,
+            &m.person_id,
+            &link_id,
+            std::slice::from_ref(&event),
+        )
+        .await?
+    {
+        return Err(ApiError::not_found("link"));
+    }
+    state.webhook_wakeup.notify_one();
+    let mut v = link_view(&link);
+    v["deleted"] = Value::Bool(true);
+    Ok(Json(v))
 }
 
 /// `GET /v1/people/{pseudonymous_id}/links`
@@ -165,9 +221,6 @@ pub async fn erase(
             .map(|(s, _)| *s);
         if let Some(seq) = seq {
             dir.person_ids.remove(&seq);
-            for scope in dir.scopes.values_mut() {
-                scope.remove(&seq);
-            }
             state
                 .matcher
                 .write()
@@ -175,8 +228,25 @@ pub async fn erase(
                 .remove(seq);
         }
     }
-    if !state.store.erase_person(&m.person_id).await? {
+    // Every business the person belonged to hears of it, under its own pseudonymous ID.
+    let now = now_unix();
+    let events: Vec<OutboxEvent> = state
+        .store
+        .memberships_of(&m.person_id)
+        .await?
+        .iter()
+        .map(|ms| {
+            OutboxEvent::new(
+                &ms.business_id,
+                EventType::PersonDeleted,
+                now,
+                &json!({ "pseudonymous_id": ms.pseudonymous_id }),
+            )
+        })
+        .collect();
+    if !state.store.erase_person(&m.person_id, &events).await? {
         return Err(ApiError::not_found("person"));
     }
+    state.webhook_wakeup.notify_one();
     Ok(Json(json!({ "pseudonymous_id": pid, "erased": true })))
 }
