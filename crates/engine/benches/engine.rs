@@ -84,6 +84,15 @@ fn benches(c: &mut Criterion) {
     c.bench_function("match_1to1_prepacked", |b| {
         b.iter(|| openpalm_engine::matcher::search(&probe, &reference, &m))
     });
+    // Per reference in a 1:N search: the probe prepared once, the reference read in place.
+    let prepared = openpalm_engine::matcher::PreparedProbe::new(probe.clone(), &m).expect("probe prepares");
+    c.bench_function("match_per_reference_prepared_probe", |b| {
+        b.iter(|| openpalm_engine::matcher::search_prepared(&prepared, reference.view()))
+    });
+    c.bench_function("prepare_probe", |b| {
+        b.iter(|| openpalm_engine::matcher::PreparedProbe::new(probe.clone(), &m).expect("probe prepares"))
+    });
+    eprintln!("matcher kernel: {}", openpalm_engine::matcher::kernel_name());
 }
 
 criterion_group! {
