@@ -48,7 +48,7 @@ impl Default for SearchParams {
             candidates_per_million: 256,
             exhaustive_up_to: 256,
             extend_below: Some(openpalm_engine::IDENTIFICATION_THRESHOLD),
-            extended_per_million: 4096,
+            extended_per_million: 8192,
         }
     }
 }

@@ -21,22 +21,26 @@
 //! per palm enrolled, the rest probing, galleries padded with templates that are not real
 //! palms, a statistical shortcut): with 3000 padding templates the two-stage top-1 equalled
 //! the exhaustive one for 353/353 Tongji probes and 143/144 COEP probes (the other's
-//! exhaustive top-1 is not its own palm). The first-stage rank of the exhaustive top-1, among
-//! 1M scrambled real codes, was at most 171 on Tongji; on COEP whole hands, for the 143
-//! probes whose top-1 reaches the threshold, all but one ranked within 143 and that one at
-//! 1613, so at a million templates the default 256 candidates would have missed it.
+//! exhaustive top-1 is not its own palm). The first-stage rank of the exhaustive top-1 among
+//! 1M padding templates (`examples/exactness.rs rank=1000000`, engine at 057551a), for the
+//! probes whose top-1 reaches the identification threshold: Tongji 353 probes, at most 44
+//! (random padding) and 201 (scrambled real codes); COEP whole hands 143 probes, 99% within
+//! 33 / 117 and the worst at 498 / 2823. So at a million templates the first look's 256
+//! candidates miss that worst COEP probe (an earlier engine put it at 1613).
 //!
 //! Hence a second look (`SearchParams::extend_below`, `extended_per_million`): when no
 //! template among the first look's candidates reaches the identification threshold
 //! (`openpalm_engine::IDENTIFICATION_THRESHOLD`, the decision policy's default), the search
-//! goes on down the first stage's order, to 4096 templates per million by default (2.5 times
+//! goes on down the first stage's order, to 8192 templates per million by default (2.9 times
 //! the worst rank measured above). A probe the exhaustive search would accept is then
 //! accepted whenever its template ranks within that depth, and probes that match early (most
 //! genuine ones) pay nothing more; probes that match nobody (impostors, persons not
-//! enrolled) pay the second look: about 3840 more `matcher::search` calls at a million. The
+//! enrolled) pay the second look: about 7900 more `matcher::search` calls at a million. The
 //! bench reports both (`threads_2`, `impostors`). Still no proof: the guarantee is only as
-//! good as the measured ranks, which grow with the gallery (hence per million) and were
-//! measured on padding that is not real palms.
+//! good as the measured ranks, which grow with the gallery (hence per million), were
+//! measured on padding that is not real palms, and move when the engine changes. A first
+//! look that finds someone above the threshold is not extended, so the runner-up the
+//! decision policy's margin is checked against comes from the first look only.
 //!
 //! [`Scope`] restricts a search to some persons at a cost proportional to their templates.
 //! [`DecisionPolicy`] turns a ranked list into match / no match / ambiguous, and
