@@ -5,7 +5,7 @@ use crate::code::{encode_with_cuts, fragile_cuts, line_energy, CodeConfig, Filte
 use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
-use crate::matcher::{compare, search, MatchConfig, MatchDetail, PackedCode};
+use crate::matcher::{compare, search, search_prepared, MatchConfig, MatchDetail, PackedCode, PreparedProbe};
 use crate::plane::Plane;
 use crate::quality::{measure, palm_mask, Quality, QualityConfig};
 use crate::roi::normalise_contrast;
@@ -264,6 +264,40 @@ impl Engine {
     pub fn score(&self, a: &Template, b: &Template) -> f32 {
         self.compare(a, b).score
     }
+
+    /// A template packed and prepared once for many comparisons, on either side: as a probe
+    /// (its coded poses, prepared for the search) and as a reference (its primary code).
+    /// `None` when its grid is wider than the packed form holds (use [`Engine::compare`]).
+    pub fn prepare(&self, t: &Template) -> Option<PreparedTemplate> {
+        let codes = probe_codes(t)?;
+        PreparedProbe::new(codes, &self.config.matching)
+            .ok()
+            .map(|probe| PreparedTemplate { probe })
+    }
+
+    /// [`Engine::compare`] on prepared templates: the same detail, without packing or
+    /// preparing anything per comparison. Both must come from this engine's [`Engine::prepare`].
+    pub fn compare_prepared(&self, probe: &PreparedTemplate, reference: &PreparedTemplate) -> MatchDetail {
+        search_prepared(&probe.probe, reference.probe.codes()[0].view()).0
+    }
+}
+
+/// A template prepared for matching ([`Engine::prepare`]).
+#[derive(Clone, Debug)]
+pub struct PreparedTemplate {
+    probe: PreparedProbe,
+}
+
+impl PreparedTemplate {
+    /// The packed primary code: the form a gallery stores for a reference.
+    pub fn primary(&self) -> &PackedCode {
+        &self.probe.codes()[0]
+    }
+
+    /// The probe side: every coded pose, prepared for the search.
+    pub fn probe(&self) -> &PreparedProbe {
+        &self.probe
+    }
 }
 
 /// A probe's codes (primary first, then the coded poses), packed.
@@ -272,4 +306,55 @@ pub fn probe_codes(probe: &Template) -> Option<Vec<PackedCode>> {
         .chain(&probe.rotated)
         .map(PackedCode::new)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_code(seed: u64) -> PalmCode {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x & 0xffff_ffff
+        };
+        PalmCode {
+            grid: 32,
+            planes: 6,
+            bits: (0..192).map(|_| next()).collect(),
+            mask: (0..192).map(|_| next() | next()).collect(),
+        }
+    }
+
+    fn random_template(seed: u64) -> Template {
+        Template {
+            algorithm: ALGORITHM_ID,
+            quality: 0.8,
+            code: random_code(seed),
+            rotated: (1..5).map(|k| random_code(seed * 31 + k)).collect(),
+        }
+    }
+
+    /// Prepared templates give exactly the detail of the plain 1:1 comparison, both ways.
+    #[test]
+    fn prepared_comparison_equals_plain_comparison() {
+        let engine = Engine::default();
+        let templates: Vec<Template> = (1..8).map(random_template).collect();
+        let prepared: Vec<PreparedTemplate> = templates
+            .iter()
+            .map(|t| engine.prepare(t).expect("32x32 codes pack"))
+            .collect();
+        for (a, pa) in templates.iter().zip(&prepared) {
+            for (b, pb) in templates.iter().zip(&prepared) {
+                assert_eq!(engine.compare_prepared(pa, pb), engine.compare(a, b));
+            }
+        }
+        assert_eq!(
+            prepared[0].primary(),
+            &PackedCode::new(&templates[0].code).unwrap()
+        );
+        assert_eq!(prepared[0].probe().codes().len(), 5);
+    }
 }

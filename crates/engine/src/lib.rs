@@ -22,7 +22,7 @@ pub mod template;
 pub mod engine;
 
 pub use capture::{decode, Capture, DecodeError};
-pub use engine::{Engine, EngineConfig, Extraction, InputKind, Trace};
+pub use engine::{Engine, EngineConfig, Extraction, InputKind, PreparedTemplate, Trace};
 pub use error::{AcquireFailure, ExtractError};
 pub use matcher::{MatchConfig, MatchDetail};
 pub use quality::{Quality, QualityConfig};

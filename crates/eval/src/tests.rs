@@ -135,6 +135,7 @@ fn files_are_written_with_the_contract_headers() {
         "impostor_pairs",
         "extract_ms_median",
         "match_us_median",
+        "match_us_median_from_templates",
     ] {
         assert!(json.get(key).is_some(), "report.json lacks {key}");
     }

@@ -75,9 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         percent(report.fnmr_at_threshold)
     );
     println!(
-        "  extract {} / image, match {} / pair (one core)",
+        "  extract {} / image, match {} / pair prepared, {} from plain templates (one core)",
         ms(report.timing.extract_ms_median, "ms"),
-        ms(report.timing.match_us_median, "us")
+        ms(report.timing.match_us_median, "us"),
+        ms(report.timing.match_us_median_from_templates, "us")
     );
     println!(
         "wrote {}, {}, {}, {}",
