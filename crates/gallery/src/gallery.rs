@@ -3,7 +3,7 @@
 use crate::layout::{code_words, Key, Layout};
 use crate::sketch::{self, ProbeSketch};
 use crate::GalleryError;
-use openpalm_engine::matcher::{search, PackedCode};
+use openpalm_engine::matcher::{search_prepared, CodeView, PackedCode, PreparedProbe};
 use openpalm_engine::{MatchConfig, Template};
 use rayon::prelude::*;
 use std::collections::{BinaryHeap, HashMap};
@@ -549,9 +549,13 @@ impl Gallery {
             .chain(&probe.rotated)
             .map(|c| self.layout.pack(c))
             .collect::<Result<Vec<PackedCode>, GalleryError>>()?;
+        // Prepared once for every reference scored below (`check_probe` vouched for the
+        // geometry, so preparing cannot fail on a probe that got here).
+        let codes = PreparedProbe::new(codes, &self.matching)
+            .map_err(|_| GalleryError::UnsupportedLayout(self.layout))?;
         let n = scope.map_or(self.len, |s| s.slots.len());
         let scored = if !exact && n > self.params.exhaustive_up_to {
-            let sk = ProbeSketch::new(&self.layout, &codes);
+            let sk = ProbeSketch::new(&self.layout, codes.codes());
             let first = self.params.candidates(n, k);
             let slots = self.prefilter(&sk, scope, self.params.extended_candidates(n, k));
             let (head, rest) = slots.split_at(first.min(slots.len()));
@@ -625,23 +629,25 @@ impl Gallery {
 
     /// Exact scores of `slots` with the engine's matcher (`matcher::search`: the same function
     /// `Engine::score` calls, on the same packed codes).
-    fn score_slots(&self, probe: &[PackedCode], slots: impl ParallelIterator<Item = u32>) -> Vec<(u32, f32)> {
+    fn score_slots(
+        &self,
+        probe: &PreparedProbe,
+        slots: impl ParallelIterator<Item = u32>,
+    ) -> Vec<(u32, f32)> {
         let n = self.code_words / 2;
+        let (grid, lanes) = (self.layout.grid, self.layout.lanes());
         slots
-            .map_init(
-                || PackedCode {
-                    grid: self.layout.grid,
-                    lanes: self.layout.lanes(),
-                    bits: vec![0; n],
-                    mask: vec![0; n],
-                },
-                |reference, s| {
-                    let w = self.slot_code(s as usize);
-                    reference.bits.copy_from_slice(&w[..n]);
-                    reference.mask.copy_from_slice(&w[n..]);
-                    (s, search(probe, reference, &self.matching).0.score)
-                },
-            )
+            .map(|s| {
+                // Searched in place in the arena: no copy per reference.
+                let w = self.slot_code(s as usize);
+                let reference = CodeView {
+                    grid,
+                    lanes,
+                    bits: &w[..n],
+                    mask: &w[n..2 * n],
+                };
+                (s, search_prepared(probe, reference).0.score)
+            })
             .collect()
     }
 
