@@ -60,6 +60,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
+    // Answers go out as soon as they are written (no Nagle delay on small responses).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            eprintln!("openpalm-server: TCP_NODELAY: {e}");
+        }
+    });
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

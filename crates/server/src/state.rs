@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// Persons loaded per page at start.
+const LOAD_PAGE: i64 = 2000;
+
 /// Name of the key file in the data folder.
 pub const KEY_FILE: &str = "service-keys";
 
@@ -135,28 +138,37 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     let engine = Engine::default();
     let mut matcher: Box<dyn Matcher> = Box::new(GalleryMatcher::new(engine.config().matching.clone())?);
     let mut directory = Directory::default();
-    for stored in store.people().await? {
-        let p = &stored.person;
-        let gerr = |message: String| StartError::Gallery {
-            person: p.id.clone(),
-            message,
-        };
-        let dk = keys
-            .unwrap_data_key(&p.id, &p.wrapped_key)
-            .map_err(|e| gerr(e.to_string()))?;
-        let mut templates = Vec::with_capacity(stored.templates.len());
-        for t in &stored.templates {
-            let plain = dk
-                .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
+    // A page of persons at a time, so that a large population is never held encrypted and
+    // decrypted at once (sequence numbers start at 1; negative ones cannot be matcher keys).
+    let end = store.next_person_seq().await?;
+    let mut from = 0i64;
+    while from < end {
+        let to = from.saturating_add(LOAD_PAGE);
+        let page = store.people_in(from, to).await?;
+        from = to;
+        for stored in page {
+            let p = &stored.person;
+            let gerr = |message: String| StartError::Gallery {
+                person: p.id.clone(),
+                message,
+            };
+            let dk = keys
+                .unwrap_data_key(&p.id, &p.wrapped_key)
                 .map_err(|e| gerr(e.to_string()))?;
-            templates.push((
-                t.hand,
-                Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?,
-            ));
+            let mut templates = Vec::with_capacity(stored.templates.len());
+            for t in &stored.templates {
+                let plain = dk
+                    .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
+                    .map_err(|e| gerr(e.to_string()))?;
+                templates.push((
+                    t.hand,
+                    Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?,
+                ));
+            }
+            let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
+            matcher.add(seq, templates).map_err(|e| gerr(e.to_string()))?;
+            directory.person_ids.insert(seq, p.id.clone());
         }
-        let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
-        matcher.add(seq, templates).map_err(|e| gerr(e.to_string()))?;
-        directory.person_ids.insert(seq, p.id.clone());
     }
     let seq_of: HashMap<&String, u64> = directory.person_ids.iter().map(|(s, id)| (id, *s)).collect();
     for m in store.memberships().await? {

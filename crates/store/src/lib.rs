@@ -203,8 +203,17 @@ pub trait Store: Send + Sync {
     /// Write an enrollment atomically. `IdempotencyKeyTaken` if the idempotency key was taken
     /// meanwhile.
     async fn enroll(&self, write: &EnrollmentWrite) -> Result<()>;
+    /// Write many enrollments in one transaction, all or none (bulk imports and the gate
+    /// bench's seeding: the same statements as [`Store::enroll`]).
+    async fn enroll_many(&self, writes: &[EnrollmentWrite]) -> Result<()>;
     async fn next_person_seq(&self) -> Result<i64>;
-    async fn people(&self) -> Result<Vec<StoredPerson>>;
+    /// Every person with a key, with their encrypted templates.
+    async fn people(&self) -> Result<Vec<StoredPerson>> {
+        self.people_in(i64::MIN, i64::MAX).await
+    }
+    /// The persons with a key whose sequence number is in `from..to`, in order, with their
+    /// encrypted templates: loading a large population a page at a time.
+    async fn people_in(&self, from: i64, to: i64) -> Result<Vec<StoredPerson>>;
     async fn memberships(&self) -> Result<Vec<Membership>>;
     async fn membership_by_pseudonym(
         &self,
@@ -406,6 +415,11 @@ impl SqlStore {
         sqlx::any::install_default_drivers();
         let max = if url.starts_with("sqlite:") { 4 } else { 16 };
         let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        if url.starts_with("sqlite:") {
+            // Write-ahead log: one sync per commit instead of the rollback journal's several,
+            // and readers (identifications) no longer wait for a writer. Kept in the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
         MIGRATOR.run(&pool).await?;
         Ok(SqlStore { pool })
     }
@@ -820,72 +834,16 @@ impl Store for SqlStore {
 
     async fn enroll(&self, w: &EnrollmentWrite) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let idem = sqlx::query(
-            "INSERT INTO idempotency (business_id, idem_key, request_hash, status, response, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&w.consent.business_id)
-        .bind(&w.idempotency_key)
-        .bind(&w.idempotency.request_hash)
-        .bind(i64::from(w.idempotency.status))
-        .bind(&w.idempotency.response)
-        .bind(w.person.created_at)
-        .execute(&mut *tx)
-        .await;
-        match idem {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                tx.rollback().await?;
-                return Err(StoreError::IdempotencyKeyTaken);
-            }
-            Err(e) => return Err(e.into()),
+        enroll_in(&mut tx, w).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enroll_many(&self, writes: &[EnrollmentWrite]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for w in writes {
+            enroll_in(&mut tx, w).await?;
         }
-        sqlx::query("INSERT INTO people (id, seq, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&w.person.id)
-            .bind(w.person.seq)
-            .bind(hex_encode(&w.person.wrapped_key))
-            .bind(w.person.created_at)
-            .execute(&mut *tx)
-            .await?;
-        for t in &w.templates {
-            sqlx::query("INSERT INTO templates (person_id, hand, idx, sealed) VALUES ($1, $2, $3, $4)")
-                .bind(&t.person_id)
-                .bind(t.hand.as_str())
-                .bind(t.index)
-                .bind(hex_encode(&t.sealed))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let c = &w.consent;
-        sqlx::query(
-            "INSERT INTO consents (person_id, business_id, text_version, given_at, device_id, site)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&c.person_id)
-        .bind(&c.business_id)
-        .bind(c.text_version)
-        .bind(c.given_at)
-        .bind(&c.device_id)
-        .bind(&c.site)
-        .execute(&mut *tx)
-        .await?;
-        let m = &w.membership;
-        sqlx::query(
-            "INSERT INTO memberships (business_id, pseudonymous_id, person_id, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&m.business_id)
-        .bind(&m.pseudonymous_id)
-        .bind(&m.person_id)
-        .bind(m.created_at)
-        .execute(&mut *tx)
-        .await?;
-        for l in &w.links {
-            if let Err(e) = insert_link_in(&mut *tx, l).await {
-                tx.rollback().await?;
-                return Err(e);
-            }
-        }
-        insert_events_in(&mut tx, &w.events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -894,10 +852,13 @@ impl Store for SqlStore {
         Ok(self.count("SELECT COALESCE(MAX(seq), 0) + 1 FROM people").await?)
     }
 
-    async fn people(&self) -> Result<Vec<StoredPerson>> {
+    async fn people_in(&self, from: i64, to: i64) -> Result<Vec<StoredPerson>> {
         let rows = sqlx::query(
-            "SELECT id, seq, wrapped_key, created_at FROM people WHERE wrapped_key IS NOT NULL ORDER BY seq",
+            "SELECT id, seq, wrapped_key, created_at FROM people
+             WHERE wrapped_key IS NOT NULL AND seq >= $1 AND seq < $2 ORDER BY seq",
         )
+        .bind(from)
+        .bind(to)
         .fetch_all(&self.pool)
         .await?;
         let mut people = Vec::with_capacity(rows.len());
@@ -916,16 +877,21 @@ impl Store for SqlStore {
                 templates: Vec::new(),
             });
         }
-        let rows =
-            sqlx::query("SELECT person_id, hand, idx, sealed FROM templates ORDER BY person_id, hand, idx")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT t.person_id, t.hand, t.idx, t.sealed FROM templates t JOIN people p ON p.id = t.person_id
+             WHERE p.wrapped_key IS NOT NULL AND p.seq >= $1 AND p.seq < $2
+             ORDER BY p.seq, t.hand, t.idx",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
         for r in &rows {
             let person_id: String = r.try_get("person_id")?;
             let hand: String = r.try_get("hand")?;
             let sealed: String = r.try_get("sealed")?;
             let Some(&i) = index.get(&person_id) else {
-                continue; // shredded person: templates unreadable by design
+                continue;
             };
             people[i].templates.push(EncryptedTemplate {
                 person_id,
@@ -1405,6 +1371,72 @@ impl Store for SqlStore {
             })
             .collect()
     }
+}
+
+/// One enrollment's statements, inside the caller's transaction (dropped, so rolled back, on
+/// any error).
+async fn enroll_in(c: &mut AnyConnection, w: &EnrollmentWrite) -> Result<()> {
+    let idem = sqlx::query(
+        "INSERT INTO idempotency (business_id, idem_key, request_hash, status, response, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&w.consent.business_id)
+    .bind(&w.idempotency_key)
+    .bind(&w.idempotency.request_hash)
+    .bind(i64::from(w.idempotency.status))
+    .bind(&w.idempotency.response)
+    .bind(w.person.created_at)
+    .execute(&mut *c)
+    .await;
+    match idem {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(StoreError::IdempotencyKeyTaken),
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query("INSERT INTO people (id, seq, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&w.person.id)
+        .bind(w.person.seq)
+        .bind(hex_encode(&w.person.wrapped_key))
+        .bind(w.person.created_at)
+        .execute(&mut *c)
+        .await?;
+    for t in &w.templates {
+        sqlx::query("INSERT INTO templates (person_id, hand, idx, sealed) VALUES ($1, $2, $3, $4)")
+            .bind(&t.person_id)
+            .bind(t.hand.as_str())
+            .bind(t.index)
+            .bind(hex_encode(&t.sealed))
+            .execute(&mut *c)
+            .await?;
+    }
+    let consent = &w.consent;
+    sqlx::query(
+        "INSERT INTO consents (person_id, business_id, text_version, given_at, device_id, site)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&consent.person_id)
+    .bind(&consent.business_id)
+    .bind(consent.text_version)
+    .bind(consent.given_at)
+    .bind(&consent.device_id)
+    .bind(&consent.site)
+    .execute(&mut *c)
+    .await?;
+    let m = &w.membership;
+    sqlx::query(
+        "INSERT INTO memberships (business_id, pseudonymous_id, person_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&m.business_id)
+    .bind(&m.pseudonymous_id)
+    .bind(&m.person_id)
+    .bind(m.created_at)
+    .execute(&mut *c)
+    .await?;
+    for l in &w.links {
+        insert_link_in(&mut *c, l).await?;
+    }
+    insert_events_in(c, &w.events).await?;
+    Ok(())
 }
 
 async fn insert_link_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(e: E, l: &Link) -> Result<()> {

@@ -506,3 +506,81 @@ async fn a_delivery_is_claimed_once_retried_and_finished() {
         "tenant"
     );
 }
+
+#[tokio::test]
+async fn bulk_enrollments_are_all_or_none_and_load_by_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let (a, ka) = business("biz_a");
+    s.create_business(&a, &ka).await.unwrap();
+    let write = |seq: i64| {
+        let id = format!("per_{seq}");
+        EnrollmentWrite {
+            person: Person {
+                id: id.clone(),
+                seq,
+                wrapped_key: vec![seq as u8],
+                created_at: 1,
+            },
+            templates: (0..2)
+                .map(|i| EncryptedTemplate {
+                    person_id: id.clone(),
+                    hand: HandSide::Right,
+                    index: i,
+                    sealed: vec![i as u8; 30],
+                })
+                .collect(),
+            consent: ConsentRecord {
+                person_id: id.clone(),
+                business_id: "biz_a".into(),
+                text_version: 1,
+                given_at: 1,
+                device_id: "dev_k".into(),
+                site: "north".into(),
+            },
+            membership: Membership {
+                person_id: id.clone(),
+                business_id: "biz_a".into(),
+                pseudonymous_id: format!("pp_{id}"),
+                created_at: 1,
+            },
+            links: vec![],
+            idempotency_key: format!("bulk-{seq}"),
+            idempotency: IdempotencyRecord {
+                request_hash: "h".into(),
+                status: 201,
+                response: "{}".into(),
+            },
+            events: vec![],
+        }
+    };
+    s.enroll_many(&(1..=5).map(write).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    // A batch with one bad write (a sequence number taken) writes none of the others.
+    let r = s.enroll_many(&[write(6), write(7), write(3)]).await;
+    assert!(r.is_err());
+    assert_eq!(count(&s, "people").await, 5);
+    assert_eq!(count(&s, "templates").await, 10);
+    assert_eq!(s.next_person_seq().await.unwrap(), 6);
+    // Pages cover everyone once, in order; erased persons are skipped.
+    assert!(s.erase_person("per_2", &[]).await.unwrap());
+    let mut seen = Vec::new();
+    for from in (0..6).step_by(2) {
+        for p in s.people_in(from, from + 2).await.unwrap() {
+            assert_eq!(p.templates.len(), 2);
+            assert_eq!(p.templates[1].index, 1);
+            seen.push(p.person.seq);
+        }
+    }
+    assert_eq!(seen, vec![1, 3, 4, 5]);
+    assert_eq!(
+        s.people()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.person.seq)
+            .collect::<Vec<_>>(),
+        seen
+    );
+}
