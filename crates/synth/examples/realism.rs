@@ -8,11 +8,15 @@
 //!
 //! Prints mean and standard deviation of both distributions for both sets, the relative
 //! differences and the overlap of the genuine distributions, and writes one histogram plot
-//! with all four. Synthetic figures are never accuracy claims.
+//! with all four. In memory, and with impostor pairs among the first two captures of each
+//! synthetic identity only, so it is quick enough for tuning the generator; the figures of
+//! record come from `openpalm eval` on both sets and `openpalm synth realism` (README).
+//! Synthetic figures are never accuracy claims.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use openpalm_engine::{Engine, InputKind, Template};
+use openpalm_synth::realism::{histogram_svg, Comparison, ScoreSet};
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -33,16 +37,17 @@ struct Args {
     seed: u64,
     #[arg(long, default_value = "realistic")]
     difficulty: Difficulty,
-}
-
-struct Scores {
-    genuine: Vec<f32>,
-    impostor: Vec<f32>,
+    /// Override the population's principal-line jitter (tuning).
+    #[arg(long)]
+    line_jitter: Option<f32>,
+    /// Override the population's wrinkle depth range, as "lo,hi" (tuning).
+    #[arg(long)]
+    wrinkle_depth: Option<String>,
 }
 
 /// All genuine pairs; impostor pairs between the first `impostor_samples` captures of each
 /// identity (all of them when that is `usize::MAX`).
-fn scores(engine: &Engine, groups: &[Vec<Template>], impostor_samples: usize) -> Scores {
+fn scores(engine: &Engine, groups: &[Vec<Template>], impostor_samples: usize) -> ScoreSet {
     let flat: Vec<(usize, usize, &Template)> = groups
         .iter()
         .enumerate()
@@ -62,10 +67,7 @@ fn scores(engine: &Engine, groups: &[Vec<Template>], impostor_samples: usize) ->
             })
         })
         .collect();
-    let mut s = Scores {
-        genuine: Vec::new(),
-        impostor: Vec::new(),
-    };
+    let mut s = ScoreSet::default();
     for (g, v) in pairs {
         if g {
             s.genuine.push(v)
@@ -74,24 +76,6 @@ fn scores(engine: &Engine, groups: &[Vec<Template>], impostor_samples: usize) ->
         }
     }
     s
-}
-
-fn mean_sd(v: &[f32]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
-    (m, var.sqrt())
-}
-
-const BINS: usize = 50;
-
-fn histogram(v: &[f32]) -> Vec<f64> {
-    let mut h = vec![0.0; BINS];
-    for &x in v {
-        h[((x * BINS as f32) as usize).min(BINS - 1)] += 1.0;
-    }
-    let n = v.len().max(1) as f64;
-    h.iter().map(|c| c / n).collect()
 }
 
 /// Templates by identity and the number of captures the engine refused.
@@ -134,7 +118,14 @@ fn main() -> Result<()> {
     let t0 = Instant::now();
     let (real, real_refused) = real_templates(&engine, &a.real)?;
     let t1 = Instant::now();
-    let g = Generator::new(Kind::Roi, a.seed, a.difficulty.clone())?;
+    let mut g = Generator::new(Kind::Roi, a.seed, a.difficulty.clone())?;
+    if let Some(j) = a.line_jitter {
+        g.population.line_jitter = j;
+    }
+    if let Some(w) = &a.wrinkle_depth {
+        let (lo, hi) = w.split_once(',').context("--wrinkle-depth lo,hi")?;
+        g.population.wrinkle_depth = (lo.trim().parse()?, hi.trim().parse()?);
+    }
     let synth: Vec<Vec<Option<Template>>> = (0..a.identities)
         .into_par_iter()
         .map(|i| {
@@ -178,118 +169,16 @@ fn main() -> Result<()> {
         (a.identities * a.samples) as f64 / (t2 - t1).as_secs_f64(),
         (t3 - t2).as_secs_f64()
     );
-    let (rg, ri) = (mean_sd(&rs.genuine), mean_sd(&rs.impostor));
-    let (sg, si) = (mean_sd(&ss.genuine), mean_sd(&ss.impostor));
-    println!("set        pairs(gen/imp)     genuine mean  sd     impostor mean  sd");
-    println!(
-        "real       {:>7}/{:<9}   {:.3}        {:.3}  {:.3}          {:.3}",
-        rs.genuine.len(),
-        rs.impostor.len(),
-        rg.0,
-        rg.1,
-        ri.0,
-        ri.1
-    );
-    println!(
-        "synthetic  {:>7}/{:<9}   {:.3}        {:.3}  {:.3}          {:.3}",
-        ss.genuine.len(),
-        ss.impostor.len(),
-        sg.0,
-        sg.1,
-        si.0,
-        si.1
-    );
-    let rel = |s: f64, r: f64| 100.0 * (s - r) / r;
-    println!(
-        "impostor: mean {:+.1}%, sd {:+.1}% (bar: within 10%)",
-        rel(si.0, ri.0),
-        rel(si.1, ri.1)
-    );
-    let (hr, hs) = (histogram(&rs.genuine), histogram(&ss.genuine));
-    let overlap: f64 = hr.iter().zip(&hs).map(|(a, b)| a.min(*b)).sum();
-    println!("genuine histogram overlap (sum of bin minima, 1 = identical): {overlap:.2}");
-    let min_gen = ss.genuine.iter().cloned().fold(f32::MAX, f32::min);
-    let max_imp = ss.impostor.iter().cloned().fold(f32::MIN, f32::max);
-    let over = ss.genuine.iter().filter(|&&g| g <= max_imp).count();
-    println!(
-        "synthetic separation: lowest genuine {min_gen:.3}, highest impostor {max_imp:.3}, genuine pairs at or below the highest impostor: {over}"
-    );
-    let real_min_gen = rs.genuine.iter().cloned().fold(f32::MAX, f32::min);
-    let real_max_imp = rs.impostor.iter().cloned().fold(f32::MIN, f32::max);
+    print!("{}", Comparison::new(&rs, &ss).table());
+    let real_min_gen = rs.genuine.iter().copied().fold(f32::MAX, f32::min);
+    let real_max_imp = rs.impostor.iter().copied().fold(f32::MIN, f32::max);
     println!("real separation: lowest genuine {real_min_gen:.3}, highest impostor {real_max_imp:.3}");
-    write_svg(
-        &a.svg,
-        &[
-            ("real genuine", "#1f77b4", false, &histogram(&rs.genuine)),
-            ("real impostor", "#1f77b4", true, &histogram(&rs.impostor)),
-            ("synthetic genuine", "#d62728", false, &histogram(&ss.genuine)),
-            ("synthetic impostor", "#d62728", true, &histogram(&ss.impostor)),
-        ],
-    )?;
+    let svg = histogram_svg(
+        "Engine scores: real Tongji ROIs vs SYNTHETIC ROIs (synthetic: machinery test, not an accuracy claim)",
+        &rs,
+        &ss,
+    );
+    std::fs::write(&a.svg, svg).with_context(|| format!("write {}", a.svg.display()))?;
     println!("histograms: {}", a.svg.display());
-    Ok(())
-}
-
-fn write_svg(path: &Path, series: &[(&str, &str, bool, &Vec<f64>)]) -> Result<()> {
-    let (w, h, ml, mb, mt, mr) = (760.0, 420.0, 60.0, 50.0, 30.0, 20.0);
-    let pw = w - ml - mr;
-    let ph = h - mt - mb;
-    let ymax = series
-        .iter()
-        .flat_map(|s| s.3.iter().cloned())
-        .fold(0.0f64, f64::max)
-        .max(1e-9)
-        * 1.05;
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    s += &format!("<text x=\"{ml}\" y=\"18\">Engine score distributions: real Tongji ROIs vs SYNTHETIC ROIs (synthetic: machinery test, not an accuracy claim)</text>\n");
-    s += &format!(
-        "<line x1=\"{ml}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"black\"/><line x1=\"{ml}\" y1=\"{mt}\" x2=\"{ml}\" y2=\"{y}\" stroke=\"black\"/>\n",
-        y = mt + ph,
-        x2 = ml + pw
-    );
-    for i in 0..=10 {
-        let x = ml + pw * i as f64 / 10.0;
-        s += &format!(
-            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{:.1}</text>\n",
-            mt + ph + 16.0,
-            i as f64 / 10.0
-        );
-    }
-    s += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">score</text>\n",
-        ml + pw / 2.0,
-        h - 10.0
-    );
-    s += &format!(
-        "<text x=\"14\" y=\"{}\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">fraction of pairs per bin (bin 0.02)</text>\n",
-        mt + ph / 2.0,
-        mt + ph / 2.0
-    );
-    for (k, (name, colour, dashed, hist)) in series.iter().enumerate() {
-        let mut d = String::new();
-        for (i, v) in hist.iter().enumerate() {
-            let x0 = ml + pw * i as f64 / BINS as f64;
-            let x1 = ml + pw * (i + 1) as f64 / BINS as f64;
-            let y = mt + ph - ph * v / ymax;
-            d += &format!(
-                "{}{x0:.1},{y:.1} L{x1:.1},{y:.1} ",
-                if i == 0 { "M" } else { "L" }
-            );
-        }
-        let dash = if *dashed { " stroke-dasharray=\"5,3\"" } else { "" };
-        s += &format!("<path d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\"{dash}/>\n");
-        let ly = mt + 14.0 + 16.0 * k as f64;
-        let lx = ml + pw - 170.0;
-        s += &format!(
-            "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"1.6\"{dash}/><text x=\"{}\" y=\"{}\">{name}</text>\n",
-            lx + 24.0,
-            lx + 30.0,
-            ly + 4.0
-        );
-    }
-    s += "</svg>\n";
-    std::fs::write(path, s).with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

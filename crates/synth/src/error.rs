@@ -25,10 +25,22 @@ pub enum SynthError {
     },
     #[error("cannot encode {path}: {message}")]
     Encode { path: PathBuf, message: String },
-    #[error("cannot write {path}: {source}")]
+    #[error("{path}: {source}")]
     Csv {
         path: PathBuf,
         #[source]
         source: csv::Error,
+    },
+    #[error("{path} line {line}: {message}")]
+    Scores {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }

@@ -65,7 +65,7 @@ pub struct Population {
 impl Default for Population {
     fn default() -> Self {
         Population {
-            line_jitter: 0.05,
+            line_jitter: 0.035,
             principal_depth: (0.15, 0.7),
             principal_width: (0.008, 0.016),
             secondary_count: (4, 12),

@@ -6,7 +6,11 @@
 //! one capture of it: pose, finger spread, light, exposure, blur, noise, non-rigid skin
 //! deformation and crease contrast, scaled by a [`Difficulty`]. [`write_dataset`] writes
 //! images plus `labels.csv` in the layout of the real sets; [`template_stream`] turns many
-//! identities into engine templates without writing images.
+//! identities into engine templates without writing images. [`realism`] compares score
+//! distributions of a synthetic and a real set (`openpalm synth realism`).
+//!
+//! Whole-hand captures are placed on backgrounds a hovering-hand reader sees ([`Background`]);
+//! [`Difficulty::provoking`] makes captures the engine should refuse for a given reason.
 //!
 //! Everything is deterministic for a seed: each identity and each capture draws from its own
 //! ChaCha stream keyed by (seed, identity, sample), so output does not depend on threads.
@@ -21,6 +25,7 @@ pub mod difficulty;
 pub mod error;
 pub mod generator;
 pub mod identity;
+pub mod realism;
 pub mod render;
 pub mod sample;
 pub mod templates;

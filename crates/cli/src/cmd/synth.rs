@@ -1,10 +1,11 @@
-//! `openpalm synth`: synthetic palms and hands in the layout of the real sets, and a stream
-//! of templates for scale.
+//! `openpalm synth`: synthetic palms and hands in the layout of the real sets, galleries of
+//! templates for scale, and the realism check against a real set.
 //!
 //! ```text
 //! openpalm synth --identities N --samples K --kind roi|hand [--bands visible,nir] [--seed S]
 //!                [--difficulty easy|realistic|hard|<failure reason>] [--sessions S] --out DIR
 //! openpalm synth templates --identities N [--seed S] [--difficulty D] [--out FILE]
+//! openpalm synth realism --real EVAL_OUT --synthetic EVAL_OUT --svg FILE
 //! ```
 //!
 //! `templates --out FILE` writes each template as a little-endian u32 length followed by the
@@ -13,9 +14,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use openpalm_engine::Engine;
+use openpalm_synth::realism::{histogram_svg, read_eval_scores, Comparison};
 use openpalm_synth::{parse_bands, template_stream, write_dataset, DatasetSpec, Difficulty, Generator, Kind};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Synthetic palm ROIs and hands (SYNTHETIC: they test the machinery, never accuracy).
@@ -32,6 +34,22 @@ pub struct Args {
 enum Command {
     /// A gallery of templates through the real extraction, streamed.
     Templates(TemplateArgs),
+    /// Compare the score distributions of two `openpalm eval` runs (real vs synthetic) and
+    /// plot both histograms.
+    Realism(RealismArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RealismArgs {
+    /// `openpalm eval` output folder (or its scores.csv) of the real set.
+    #[arg(long)]
+    real: PathBuf,
+    /// `openpalm eval` output folder (or its scores.csv) of the synthetic set.
+    #[arg(long)]
+    synthetic: PathBuf,
+    /// Where to write the histogram plot.
+    #[arg(long)]
+    svg: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +90,7 @@ struct TemplateArgs {
 pub fn run(args: Args) -> Result<()> {
     match args.command {
         Some(Command::Templates(t)) => templates(t),
+        Some(Command::Realism(r)) => realism(r),
         None => images(args.images),
     }
 }
@@ -138,5 +157,28 @@ fn templates(a: TemplateArgs) -> Result<()> {
         (ok + failed) as f64 / secs,
         rayon::current_num_threads()
     );
+    Ok(())
+}
+
+fn scores_path(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.join("scores.csv")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn realism(a: RealismArgs) -> Result<()> {
+    let real = read_eval_scores(&scores_path(&a.real))?;
+    let synth = read_eval_scores(&scores_path(&a.synthetic))?;
+    let c = Comparison::new(&real, &synth);
+    print!("{}", c.table());
+    let svg = histogram_svg(
+        "Engine scores: real vs SYNTHETIC (synthetic tests the machinery, never an accuracy claim)",
+        &real,
+        &synth,
+    );
+    std::fs::write(&a.svg, svg).with_context(|| format!("cannot write {}", a.svg.display()))?;
+    println!("histograms: {}", a.svg.display());
     Ok(())
 }
