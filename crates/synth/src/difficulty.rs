@@ -4,25 +4,70 @@
 use openpalm_engine::AcquireFailure;
 
 /// Backgrounds a whole-hand reader might see.
+///
+/// A hovering-hand reader looks up or out past the hand: it sees a ceiling, a room, or its
+/// own dark surround, sometimes with clutter. Its illuminator lights the hand at 10-20 cm,
+/// while the ceiling and the room are metres away, so with the exposure set for the hand they
+/// come out dimmer than they look to the eye ([`Difficulty::far_background_gain`]). A surface
+/// right under or behind the hand (a wall, a wooden desk) gets the reader's light too and is
+/// the harder setting: wood in particular has the hue of skin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Background {
-    /// Dark, slightly creased cloth (like COEP's).
+    /// Dark, slightly creased cloth (like COEP's), or the reader's own dark hood.
     DarkCloth,
-    /// A light, evenly painted wall.
+    /// A light, evenly painted wall close behind the hand.
     LightWall,
-    /// Wood grain.
+    /// Wood grain (a desk or counter under the hand): skin-hued, hard for colour segmentation.
     Wood,
-    /// A mid-grey surface with coloured clutter blobs.
+    /// Coloured clutter blobs on a mid-grey surface (some blobs are skin-hued).
     Clutter,
+    /// A ceiling seen from below: tiles with seams and a ceiling light, far away.
+    Ceiling,
+    /// A room seen past the hand: walls, a door, furniture, defocused and far away.
+    Room,
 }
 
 impl Background {
-    pub const ALL: [Background; 4] = [
+    pub const ALL: [Background; 6] = [
         Background::DarkCloth,
         Background::LightWall,
         Background::Wood,
         Background::Clutter,
+        Background::Ceiling,
+        Background::Room,
     ];
+
+    /// Stable lower-case name (reports, command-line lists).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Background::DarkCloth => "dark_cloth",
+            Background::LightWall => "light_wall",
+            Background::Wood => "wood",
+            Background::Clutter => "clutter",
+            Background::Ceiling => "ceiling",
+            Background::Room => "room",
+        }
+    }
+
+    /// Whether the background is metres away from the reader (dimmed by
+    /// [`Difficulty::far_background_gain`]) rather than a surface at the hand.
+    pub fn is_far(&self) -> bool {
+        matches!(self, Background::Ceiling | Background::Room | Background::Clutter)
+    }
+}
+
+impl std::str::FromStr for Background {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Background::ALL
+            .iter()
+            .find(|b| b.name() == s.trim())
+            .copied()
+            .ok_or_else(|| {
+                let names: Vec<&str> = Background::ALL.iter().map(|b| b.name()).collect();
+                format!("unknown background {s:?}: expected one of {}", names.join(", "))
+            })
+    }
 }
 
 /// Every nuisance knob. Spreads are standard deviations unless the field says range.
@@ -70,8 +115,11 @@ pub struct Difficulty {
     pub show_back: bool,
     /// Multiplier on all palm creases and skin texture (0 = texture-less palm).
     pub palm_texture: f32,
-    /// Backgrounds to choose from.
+    /// Backgrounds to choose from (uniformly; list one twice to weight it).
     pub backgrounds: Vec<Background>,
+    /// Brightness of far backgrounds (ceiling, room, clutter) relative to how they would look
+    /// under the reader's light (range): the reader's exposure is set for the near hand.
+    pub far_background_gain: (f32, f32),
     /// Probability of COEP-style pegs between the fingers.
     pub pegs: f32,
     /// Probability of each accessory (ring, bracelet, sleeve).
@@ -102,6 +150,7 @@ impl Difficulty {
             show_back: false,
             palm_texture: 1.0,
             backgrounds: vec![Background::DarkCloth],
+            far_background_gain: (0.3, 0.5),
             pegs: 0.0,
             accessories: 0.0,
         }
@@ -129,7 +178,17 @@ impl Difficulty {
             hand_present: true,
             show_back: false,
             palm_texture: 1.0,
-            backgrounds: Background::ALL.to_vec(),
+            // What a hovering-hand reader sees: ceiling and room most often, its dark hood,
+            // some clutter. Desks (wood) and walls right behind the hand are in `hard`.
+            backgrounds: vec![
+                Background::Ceiling,
+                Background::Ceiling,
+                Background::Room,
+                Background::Room,
+                Background::DarkCloth,
+                Background::Clutter,
+            ],
+            far_background_gain: (0.25, 0.7),
             pegs: 0.4,
             accessories: 0.3,
         }
@@ -158,35 +217,58 @@ impl Difficulty {
             show_back: false,
             palm_texture: 1.0,
             backgrounds: Background::ALL.to_vec(),
+            far_background_gain: (0.4, 1.0),
             pegs: 0.4,
             accessories: 0.6,
         }
     }
 
     /// Realistic captures changed so that a whole-hand reader should refuse them for
-    /// `reason`.
+    /// `reason`. Each preset changes what a person or a scene would: an empty ceiling, fingers
+    /// held together, a hand half out of view, a camera out of focus, too little or too much
+    /// light, a hand held far away, the back of the hand. Rates at which the engine names
+    /// exactly that reason are measured in `tests/provoked_reasons.rs`.
     pub fn provoking(reason: AcquireFailure) -> Self {
         let mut d = Difficulty::realistic();
         match reason {
-            AcquireFailure::NoHand => d.hand_present = false,
+            AcquireFailure::NoHand => {
+                // The empty scene above an upward-looking reader.
+                d.hand_present = false;
+                d.backgrounds = vec![Background::Ceiling];
+            }
             AcquireFailure::FingersNotSpread => {
                 d.finger_spread_deg = (-1.5, 0.0);
                 d.pegs = 0.0;
             }
             AcquireFailure::PartlyOutOfFrame => d.hand_offset = [0.0, 0.45],
             AcquireFailure::TooBlurred => {
-                d.defocus = (9.0, 12.0);
+                // Far out of focus, in good light (little sensor noise), fingers well apart
+                // so that the hand itself is still found.
+                d.defocus = (16.0, 20.0);
                 d.motion_blur = 0.0;
+                d.noise = 0.002;
+                d.finger_spread_deg = (12.0, 16.0);
+                d.pegs = 0.0;
+                d.accessories = 0.0;
             }
             AcquireFailure::TooDark => {
                 d.exposure_bias = 0.07;
                 d.exposure = 0.05;
             }
             AcquireFailure::TooBright => {
+                // Direct light on the hand and the wall or ceiling behind it: everything clips.
                 d.exposure_bias = 4.5;
                 d.exposure = 0.05;
+                d.backgrounds = vec![Background::LightWall, Background::Ceiling];
             }
-            AcquireFailure::TooSmall => d.hand_scale = 0.3,
+            AcquireFailure::TooSmall => {
+                // A hand held far from the reader, bare forearm, in front of a plain ceiling
+                // or the reader's dark hood.
+                d.hand_scale = 0.22;
+                d.accessories = 0.0;
+                d.pegs = 0.0;
+                d.backgrounds = vec![Background::Ceiling, Background::DarkCloth];
+            }
             AcquireFailure::NotAPalm => d.show_back = true,
         }
         d
@@ -236,6 +318,13 @@ impl Difficulty {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} is a probability, got {p}"));
             }
+        }
+        let (g0, g1) = self.far_background_gain;
+        if !(g0.is_finite() && g1.is_finite() && g0 >= 0.0 && g0 <= g1 && g1 <= 4.0) {
+            return Err(format!(
+                "far_background_gain {:?} must satisfy 0 <= lo <= hi <= 4",
+                self.far_background_gain
+            ));
         }
         if self.hand_offset.iter().any(|v| !v.is_finite()) {
             return Err("hand_offset must be finite".into());

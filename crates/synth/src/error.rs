@@ -37,10 +37,4 @@ pub enum SynthError {
         line: u64,
         message: String,
     },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }

@@ -4,7 +4,9 @@
 use crate::difficulty::Background;
 use crate::identity::{Finger, HandGeometry, Identity, IdentityTexture};
 use crate::sample::Sample;
-use crate::util::{fast_normal, gaussian_blur, motion_blur, rng_for, seg_dist, smoothstep, ValueNoise};
+use crate::util::{
+    fast_normal, gaussian_blur, motion_blur, rng_for, seg_dist, smoothstep, uniform, ValueNoise,
+};
 use openpalm_engine::Capture;
 use rand::Rng;
 
@@ -98,6 +100,15 @@ pub struct HandRender {
     pub mask: Vec<u8>,
 }
 
+/// Distance from the wrist to the elbow, palm units (a forearm is about 1.5 palm lengths).
+const ELBOW: f32 = 3.0;
+/// Short-sleeve colours seen at the elbow of a bare forearm.
+const SHIRTS: [[f32; 3]; 4] = [
+    [0.2, 0.22, 0.5],
+    [0.85, 0.85, 0.83],
+    [0.1, 0.1, 0.1],
+    [0.25, 0.45, 0.3],
+];
 /// Radius of a COEP-style peg, palm units.
 const PEG_RADIUS: f32 = 0.09;
 /// Reader illuminant of the ROI device (Tongji's crops are pink-violet).
@@ -422,54 +433,222 @@ struct Blob {
     colour: [f32; 3],
 }
 
-fn background_colour(
+/// A soft-edged rotated rectangle (room furniture, doors, windows, ceiling lights).
+struct Rect {
+    c: [f32; 2],
+    half: [f32; 2],
+    angle: f32,
+    colour: [f32; 3],
+    /// Edge softness in pixels (the background is out of focus).
+    soft: f32,
+}
+
+impl Rect {
+    /// Coverage in [0, 1] at pixel (x, y).
+    fn cover(&self, x: f32, y: f32) -> f32 {
+        let (dx, dy) = (x - self.c[0], y - self.c[1]);
+        let (ca, sa) = (self.angle.cos(), self.angle.sin());
+        let (u, v) = ((ca * dx + sa * dy).abs(), (-sa * dx + ca * dy).abs());
+        let d = (u - self.half[0]).max(v - self.half[1]);
+        smoothstep(self.soft, -self.soft, d)
+    }
+}
+
+/// Everything random about one capture's background, drawn once per capture.
+struct Scene {
     kind: Background,
-    noise: &ValueNoise,
-    blobs: &[Blob],
-    x: f32,
-    y: f32,
+    noise: ValueNoise,
     fold: f32,
-) -> [f32; 3] {
-    match kind {
-        Background::DarkCloth => {
-            let n = noise.fbm(x / 70.0, y / 70.0, 3);
-            let folds =
-                (x * fold.cos() / 23.0 + y * fold.sin() / 23.0 + 4.0 * noise.fbm(x / 250.0, y / 250.0, 2))
-                    .sin();
-            let v = 0.075 * (1.0 + 0.3 * n + 0.18 * folds) + 0.01 * noise.at(x / 1.5, y / 1.5);
-            [v, v, v * 1.08]
-        }
-        Background::LightWall => {
-            let n = noise.fbm(x / 160.0, y / 160.0, 3);
-            let g = 1.0 + 0.04 * n + 0.01 * noise.at(x / 2.0, y / 2.0);
-            [0.8 * g, 0.77 * g, 0.71 * g]
-        }
-        Background::Wood => {
-            let warp = 30.0 * noise.fbm(x / 300.0, y / 90.0, 3);
-            let grain = ((y * fold.cos() + x * fold.sin() + warp) / 7.0).sin();
-            let fine = noise.fbm(x / 25.0, y / 4.0, 2);
-            let v = 0.82 + 0.12 * grain + 0.06 * fine;
-            [0.56 * v, 0.37 * v, 0.21 * v]
-        }
-        Background::Clutter => {
-            let base = 0.45 * (1.0 + 0.08 * noise.fbm(x / 120.0, y / 120.0, 2));
-            let mut col = [base, base, base * 1.03];
-            for b in blobs {
-                let (dx, dy) = (x - b.c[0], y - b.c[1]);
-                let (ca, sa) = (b.angle.cos(), b.angle.sin());
-                let ex = (ca * dx + sa * dy) / b.r[0];
-                let ey = (-sa * dx + ca * dy) / b.r[1];
-                let e = ex * ex + ey * ey;
-                if e < 1.0 {
-                    let a = smoothstep(1.0, 0.85, e);
-                    let shade = 0.85 + 0.15 * (1.0 - e);
-                    for k in 0..3 {
-                        col[k] += (b.colour[k] * shade - col[k]) * a;
-                    }
+    blobs: Vec<Blob>,
+    rects: Vec<Rect>,
+    /// Ceiling or wall colour.
+    base: [f32; 3],
+    /// Ceiling tile side in pixels.
+    tile: f32,
+    gain: f32,
+}
+
+impl Scene {
+    fn new(s: &Sample, width: usize, height: usize) -> Scene {
+        let mut r = rng_for(s.noise_seed, s.identity, s.index as u64, 11);
+        let noise = ValueNoise::new(r.gen());
+        let fold: f32 = r.gen::<f32>() * std::f32::consts::PI;
+        let (w, h) = (width as f32, height as f32);
+        let mut blobs = Vec::new();
+        let mut rects = Vec::new();
+        let mut base = [0.0; 3];
+        let mut tile = 0.0;
+        match s.background {
+            Background::Clutter => {
+                blobs = (0..r.gen_range(10..26))
+                    .map(|_| Blob {
+                        c: [r.gen::<f32>() * w, r.gen::<f32>() * h],
+                        r: [
+                            (0.03 + 0.12 * r.gen::<f32>()) * w,
+                            (0.03 + 0.1 * r.gen::<f32>()) * w,
+                        ],
+                        angle: r.gen::<f32>() * std::f32::consts::PI,
+                        colour: [r.gen::<f32>(), r.gen::<f32>(), r.gen::<f32>()],
+                    })
+                    .collect();
+            }
+            Background::Ceiling => {
+                // Off-white, from cool to warm, with tile seams and one or two lights.
+                let warm = r.gen::<f32>();
+                base = [0.82 + 0.08 * warm, 0.83 + 0.02 * warm, 0.88 - 0.1 * warm];
+                tile = uniform(&mut r, 0.1, 0.22) * w;
+                for _ in 0..r.gen_range(1..=2) {
+                    let long = uniform(&mut r, 0.12, 0.3) * w;
+                    rects.push(Rect {
+                        c: [r.gen::<f32>() * w, r.gen::<f32>() * h],
+                        half: [long, long * uniform(&mut r, 0.15, 0.5)],
+                        angle: fold,
+                        colour: [1.6, 1.6, 1.55],
+                        soft: 4.0,
+                    });
                 }
             }
-            col
+            Background::Room => {
+                // A wall in a muted colour, a floor or ceiling band, a door, furniture, a
+                // window; soft edges because the camera focuses on the hand.
+                const WALLS: [[f32; 3]; 5] = [
+                    [0.72, 0.7, 0.64],
+                    [0.58, 0.63, 0.7],
+                    [0.55, 0.6, 0.5],
+                    [0.68, 0.68, 0.68],
+                    [0.76, 0.68, 0.58],
+                ];
+                const THINGS: [[f32; 3]; 7] = [
+                    [0.45, 0.3, 0.2],
+                    [0.2, 0.2, 0.22],
+                    [0.6, 0.15, 0.12],
+                    [0.15, 0.25, 0.45],
+                    [0.85, 0.85, 0.82],
+                    [0.35, 0.4, 0.3],
+                    [0.7, 0.55, 0.35],
+                ];
+                base = WALLS[r.gen_range(0..WALLS.len())];
+                let tilt = (r.gen::<f32>() - 0.5) * 0.3;
+                let band_y = uniform(&mut r, -0.1, 0.35) * h;
+                rects.push(Rect {
+                    c: [w / 2.0, band_y - h],
+                    half: [2.0 * w, h],
+                    angle: tilt,
+                    colour: [0.5, 0.48, 0.45],
+                    soft: 8.0,
+                });
+                for k in 0..r.gen_range(2..6) {
+                    let colour = if k == 0 {
+                        [1.3, 1.32, 1.35]
+                    } else {
+                        THINGS[r.gen_range(0..THINGS.len())]
+                    };
+                    rects.push(Rect {
+                        c: [r.gen::<f32>() * w, r.gen::<f32>() * h],
+                        half: [uniform(&mut r, 0.05, 0.2) * w, uniform(&mut r, 0.08, 0.35) * h],
+                        angle: tilt + (r.gen::<f32>() - 0.5) * 0.1,
+                        colour,
+                        soft: uniform(&mut r, 4.0, 12.0),
+                    });
+                }
+            }
+            Background::DarkCloth | Background::LightWall | Background::Wood => {}
         }
+        Scene {
+            kind: s.background,
+            noise,
+            fold,
+            blobs,
+            rects,
+            base,
+            tile,
+            gain: s.background_gain,
+        }
+    }
+
+    fn colour(&self, x: f32, y: f32) -> [f32; 3] {
+        let noise = &self.noise;
+        let fold = self.fold;
+        let mut col = match self.kind {
+            Background::DarkCloth => {
+                let n = noise.fbm(x / 70.0, y / 70.0, 3);
+                let folds = (x * fold.cos() / 23.0
+                    + y * fold.sin() / 23.0
+                    + 4.0 * noise.fbm(x / 250.0, y / 250.0, 2))
+                .sin();
+                let v = 0.075 * (1.0 + 0.3 * n + 0.18 * folds) + 0.01 * noise.at(x / 1.5, y / 1.5);
+                [v, v, v * 1.08]
+            }
+            Background::LightWall => {
+                let n = noise.fbm(x / 160.0, y / 160.0, 3);
+                let g = 1.0 + 0.04 * n + 0.01 * noise.at(x / 2.0, y / 2.0);
+                [0.8 * g, 0.77 * g, 0.71 * g]
+            }
+            Background::Wood => {
+                let warp = 30.0 * noise.fbm(x / 300.0, y / 90.0, 3);
+                let grain = ((y * fold.cos() + x * fold.sin() + warp) / 7.0).sin();
+                let fine = noise.fbm(x / 25.0, y / 4.0, 2);
+                let v = 0.82 + 0.12 * grain + 0.06 * fine;
+                [0.56 * v, 0.37 * v, 0.21 * v]
+            }
+            Background::Clutter => {
+                let base = 0.45 * (1.0 + 0.08 * noise.fbm(x / 120.0, y / 120.0, 2));
+                let mut col = [base, base, base * 1.03];
+                for b in &self.blobs {
+                    let (dx, dy) = (x - b.c[0], y - b.c[1]);
+                    let (ca, sa) = (b.angle.cos(), b.angle.sin());
+                    let ex = (ca * dx + sa * dy) / b.r[0];
+                    let ey = (-sa * dx + ca * dy) / b.r[1];
+                    let e = ex * ex + ey * ey;
+                    if e < 1.0 {
+                        let a = smoothstep(1.0, 0.85, e);
+                        let shade = 0.85 + 0.15 * (1.0 - e);
+                        for k in 0..3 {
+                            col[k] += (b.colour[k] * shade - col[k]) * a;
+                        }
+                    }
+                }
+                col
+            }
+            Background::Ceiling => {
+                // Light falls off away from the lights: a broad shading field.
+                let shade = 1.0 + 0.1 * noise.fbm(x / 300.0, y / 300.0, 2);
+                let (ca, sa) = (fold.cos(), fold.sin());
+                let (u, v) = (ca * x + sa * y, -sa * x + ca * y);
+                let seam = |t: f32| {
+                    let d = (t / self.tile - (t / self.tile).round()).abs() * self.tile;
+                    smoothstep(2.5, 0.5, d)
+                };
+                let g = shade * (1.0 - 0.18 * seam(u).max(seam(v))) + 0.008 * noise.at(x / 1.7, y / 1.7);
+                let mut col = [self.base[0] * g, self.base[1] * g, self.base[2] * g];
+                for rc in &self.rects {
+                    let a = rc.cover(x, y);
+                    if a > 0.0 {
+                        for k in 0..3 {
+                            col[k] += (rc.colour[k] - col[k]) * a;
+                        }
+                    }
+                }
+                col
+            }
+            Background::Room => {
+                let shade = 1.0 + 0.12 * noise.fbm(x / 200.0, y / 200.0, 2);
+                let mut col = [self.base[0] * shade, self.base[1] * shade, self.base[2] * shade];
+                for rc in &self.rects {
+                    let a = rc.cover(x, y);
+                    if a > 0.0 {
+                        for k in 0..3 {
+                            col[k] += (rc.colour[k] * shade - col[k]) * a;
+                        }
+                    }
+                }
+                col
+            }
+        };
+        for c in col.iter_mut() {
+            *c *= self.gain;
+        }
+        col
     }
 }
 
@@ -497,27 +676,7 @@ pub fn render_hand(
         [if id.right_hand { 1.0 - u } else { u }, v]
     });
     let shape = HandShape::new(&id.hand, s.spread);
-    let mut brng = rng_for(s.noise_seed, s.identity, s.index as u64, 11);
-    let bg_noise = ValueNoise::new(brng.gen());
-    let fold: f32 = brng.gen::<f32>() * std::f32::consts::PI;
-    let blobs: Vec<Blob> = if s.background == Background::Clutter {
-        (0..brng.gen_range(10..26))
-            .map(|_| Blob {
-                c: [
-                    brng.gen::<f32>() * width as f32,
-                    brng.gen::<f32>() * height as f32,
-                ],
-                r: [
-                    (0.03 + 0.12 * brng.gen::<f32>()) * width as f32,
-                    (0.03 + 0.1 * brng.gen::<f32>()) * width as f32,
-                ],
-                angle: brng.gen::<f32>() * std::f32::consts::PI,
-                colour: [brng.gen::<f32>(), brng.gen::<f32>(), brng.gen::<f32>()],
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let scene = Scene::new(s, width, height);
     let peg_colours = [
         [0.1, 0.3, 0.85],
         [0.9, 0.8, 0.1],
@@ -558,7 +717,7 @@ pub fn render_hand(
     };
     for (i, &[u, v]) in coords.iter().enumerate() {
         let (x, y) = ((i % width) as f32, (i / width) as f32);
-        let mut col = background_colour(s.background, &bg_noise, &blobs, x, y, fold);
+        let mut col = scene.colour(x, y);
         for (pc, pcol) in &pegs {
             let d = ((u - pc[0]).powi(2) + (v - pc[1]).powi(2)).sqrt() / PEG_RADIUS;
             if d < 1.0 {
@@ -613,10 +772,12 @@ pub fn render_hand(
                 // The forearm beyond the wrist: sleeve or bracelet.
                 let wrist = v - hm.palm_max[1];
                 let mut cloth: Option<[f32; 3]> = None;
-                if let Some(sc) = s.sleeve {
-                    if wrist > 0.55 {
-                        cloth = Some(sc);
-                    }
+                match s.sleeve {
+                    Some(sc) if wrist > 0.55 => cloth = Some(sc),
+                    // A bare forearm ends at the elbow in a short sleeve (seen only when the
+                    // hand is far enough for the elbow to be in the frame).
+                    None if wrist > ELBOW => cloth = Some(SHIRTS[(s.noise_seed % 4) as usize]),
+                    _ => {}
                 }
                 if s.bracelet && (0.18..0.26).contains(&wrist) {
                     cloth = Some([0.7, 0.08, 0.1]);

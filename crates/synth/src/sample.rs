@@ -50,6 +50,8 @@ pub struct Sample {
     pub show_back: bool,
     pub palm_texture: f32,
     pub background: Background,
+    /// Brightness multiplier of the background (1 for surfaces at the hand).
+    pub background_gain: f32,
     pub pegs: bool,
     pub ring: bool,
     pub bracelet: bool,
@@ -141,6 +143,13 @@ impl Sample {
                 None
             },
             noise_seed: r.gen(),
+            // Drawn last (struct fields evaluate in order), so adding it left every earlier
+            // draw, and so every ROI capture, unchanged.
+            background_gain: if background.is_far() {
+                uniform(r, d.far_background_gain.0, d.far_background_gain.1)
+            } else {
+                1.0
+            },
         }
     }
 

@@ -1,7 +1,7 @@
 //! Each whole-hand acquisition failure reason can be provoked on purpose by a difficulty
-//! setting. The engine's hand pipeline is not written yet, so these tests measure on the
-//! generated image that the knob produces the intended condition; engine-side tests (the
-//! engine reports exactly that reason) come with the pipeline.
+//! setting. These tests measure on the generated image (against its ground-truth hand mask)
+//! that the knob produces the intended condition, whatever the engine makes of it; that the
+//! engine names exactly that reason is tested in `provoked_reasons.rs`.
 
 use openpalm_engine::AcquireFailure;
 use openpalm_synth::render::{hand_to_image, pose_fingers};
