@@ -4,7 +4,10 @@
 //! The schema (`migrations/`) and every statement use portable SQL (TEXT, BIGINT, DOUBLE
 //! PRECISION; `$n` parameters; binary values as hex), so the same code and the same
 //! migrations run on SQLite (the embedded default: one file in the data folder) and on
-//! PostgreSQL (`postgres://` URL). Only SQLite is exercised by the tests so far.
+//! PostgreSQL (`postgres://` URL); `scripts/test-postgres.sh` runs the service suite on
+//! PostgreSQL. SQLite files are put in WAL mode. Changes that businesses hear of write their
+//! webhook events to the outbox (`webhook_events`, `webhook_deliveries`) in the same
+//! transaction; creates write their `Idempotency-Key` record in the same transaction too.
 
 use async_trait::async_trait;
 use openpalm_domain::apikey::{scopes_from_string, scopes_to_string};
