@@ -19,6 +19,9 @@ use crate::capture::Capture;
 use crate::error::AcquireFailure;
 use crate::plane::Plane;
 
+pub mod colour;
+use colour::{log_likelihood_ratio, BackgroundModel, Features, HandModel};
+
 /// Width of the segmentation image.
 pub const SEG_WIDTH: usize = 400;
 
@@ -118,18 +121,18 @@ pub fn skin_mask(r: &Plane, g: &Plane, b: &Plane) -> Plane {
     }
 }
 
-/// Keep the largest 4-connected component of a 0/1 mask; returns it and its area.
-pub fn largest_component(mask: &Plane) -> (Plane, usize) {
+/// 4-connected components of a 0/1 mask: the label of every pixel (0 = background, else
+/// 1..) and the area of each label (index 0 unused).
+pub fn components(mask: &Plane) -> (Vec<u32>, Vec<usize>) {
     let (w, h) = (mask.width, mask.height);
     let mut label = vec![0u32; w * h];
-    let mut best = (0u32, 0usize);
-    let mut next = 0u32;
+    let mut areas = vec![0usize];
     let mut stack = Vec::new();
     for start in 0..w * h {
         if mask.data[start] < 0.5 || label[start] != 0 {
             continue;
         }
-        next += 1;
+        let next = areas.len() as u32;
         let mut area = 0usize;
         label[start] = next;
         stack.push(start);
@@ -155,59 +158,107 @@ pub fn largest_component(mask: &Plane) -> (Plane, usize) {
                 visit(i + w);
             }
         }
-        if area > best.1 {
-            best = (next, area);
-        }
+        areas.push(area);
     }
+    (label, areas)
+}
+
+/// Keep the largest 4-connected component of a 0/1 mask; returns it and its area.
+pub fn largest_component(mask: &Plane) -> (Plane, usize) {
+    let (label, areas) = components(mask);
+    let (best, area) = areas
+        .iter()
+        .enumerate()
+        .skip(1)
+        .max_by_key(|&(_, &a)| a)
+        .map_or((0, 0), |(l, &a)| (l as u32, a));
     let data = label
         .iter()
-        .map(|&l| if l == best.0 && l != 0 { 1.0 } else { 0.0 })
+        .map(|&l| if l == best && l != 0 { 1.0 } else { 0.0 })
         .collect();
     (
         Plane {
-            width: w,
-            height: h,
+            width: mask.width,
+            height: mask.height,
             data,
         },
-        best.1,
+        area,
     )
+}
+
+/// The largest component of a 0/1 mask, rejoined with the pieces that a gap of at most
+/// about r pixels cuts off it (a ring or a deep crease across a finger): every other
+/// component of at least `min_area` pixels is joined by the pixels that a closing of radius
+/// r adds between it and the largest one. Gaps within the largest component (between
+/// fingers) are left as they are. Returns the mask and its area.
+pub fn bridge_gaps(mask: &Plane, r: usize, min_area: usize) -> (Plane, usize) {
+    let (label, areas) = components(mask);
+    let Some(main) = (1..areas.len()).max_by_key(|&l| areas[l]) else {
+        return (Plane::new(mask.width, mask.height), 0);
+    };
+    let of = |keep: &dyn Fn(u32) -> bool| Plane {
+        width: mask.width,
+        height: mask.height,
+        data: label.iter().map(|&l| if keep(l) { 1.0 } else { 0.0 }).collect(),
+    };
+    let piece = |l: u32| l != 0 && l as usize != main && areas[l as usize] >= min_area;
+    if !(1..areas.len() as u32).any(piece) {
+        return (of(&|l| l as usize == main), areas[main]);
+    }
+    let both = of(&|l| l as usize == main || piece(l));
+    let closed = erode_keep_border(&dilate(&both, r), r);
+    let near_main = dilate(&of(&|l| l as usize == main), r);
+    let near_piece = dilate(&of(&piece), r);
+    let joined = Plane {
+        width: mask.width,
+        height: mask.height,
+        data: (0..label.len())
+            .map(|i| {
+                let bridge = closed.data[i] >= 0.5 && near_main.data[i] >= 0.5 && near_piece.data[i] >= 0.5;
+                if both.data[i] >= 0.5 || bridge {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+    };
+    largest_component(&joined)
 }
 
 /// Fill background regions that do not touch the border.
 pub fn fill_holes(mask: &Plane) -> Plane {
-    let inv = Plane {
-        width: mask.width,
-        height: mask.height,
-        data: mask.data.iter().map(|v| 1.0 - v).collect(),
-    };
     let (w, h) = (mask.width, mask.height);
+    // Flood the background from the border; whatever background it does not reach is a hole.
     let mut outside = vec![false; w * h];
     let mut stack: Vec<usize> = Vec::new();
+    let push = |i: usize, outside: &mut Vec<bool>, stack: &mut Vec<usize>| {
+        if !outside[i] && mask.data[i] < 0.5 {
+            outside[i] = true;
+            stack.push(i);
+        }
+    };
     for x in 0..w {
-        stack.push(x);
-        stack.push((h - 1) * w + x);
+        push(x, &mut outside, &mut stack);
+        push((h - 1) * w + x, &mut outside, &mut stack);
     }
     for y in 0..h {
-        stack.push(y * w);
-        stack.push(y * w + w - 1);
+        push(y * w, &mut outside, &mut stack);
+        push(y * w + w - 1, &mut outside, &mut stack);
     }
     while let Some(i) = stack.pop() {
-        if outside[i] || inv.data[i] < 0.5 {
-            continue;
-        }
-        outside[i] = true;
         let (x, y) = (i % w, i / w);
         if x > 0 {
-            stack.push(i - 1);
+            push(i - 1, &mut outside, &mut stack);
         }
         if x + 1 < w {
-            stack.push(i + 1);
+            push(i + 1, &mut outside, &mut stack);
         }
         if y > 0 {
-            stack.push(i - w);
+            push(i - w, &mut outside, &mut stack);
         }
         if y + 1 < h {
-            stack.push(i + w);
+            push(i + w, &mut outside, &mut stack);
         }
     }
     Plane {
@@ -217,45 +268,39 @@ pub fn fill_holes(mask: &Plane) -> Plane {
     }
 }
 
-/// Dilation of a 0/1 mask by a square of radius r.
+/// Dilation of a 0/1 mask by a square of radius r (outside the frame counts as background).
 fn dilate(mask: &Plane, r: usize) -> Plane {
-    let inv = Plane {
-        width: mask.width,
-        height: mask.height,
-        data: mask.data.iter().map(|v| 1.0 - v).collect(),
-    };
-    // Erosion of the complement, with the outside counted as background (not as hand).
-    let e = erode_keep_border(&inv, r);
-    Plane {
-        width: mask.width,
-        height: mask.height,
-        data: e.data.iter().map(|v| 1.0 - v).collect(),
-    }
+    window_test(mask, r, |v| v >= 0.5, |count| count > 0)
 }
 
 /// Erosion of a 0/1 mask by a square of radius r where the outside of the frame counts as
-/// hand: a pixel stays only if its window holds no background. Counted with running sums, so
-/// the cost does not grow with r.
+/// hand: a pixel stays only if its window holds no background.
 fn erode_keep_border(mask: &Plane, r: usize) -> Plane {
+    window_test(mask, r, |v| v < 0.5, |count| count == 0)
+}
+
+/// For every pixel, count the pixels of its (2r+1)^2 window (clipped to the frame) for which
+/// `counted` holds, and set the output to 1 where `keep(count)`. Running sums, so the cost
+/// does not grow with r.
+fn window_test(mask: &Plane, r: usize, counted: impl Fn(f32) -> bool, keep: impl Fn(u32) -> bool) -> Plane {
     let (w, h) = (mask.width, mask.height);
-    // Background counts in horizontal windows.
+    // Counts in horizontal windows.
     let mut tmp = vec![0u32; w * h];
-    let mut prefix = vec![0u32; w.max(h) + 1];
+    let mut prefix = vec![0u32; w + 1];
     for y in 0..h {
         let row = &mask.data[y * w..(y + 1) * w];
         for x in 0..w {
-            prefix[x + 1] = prefix[x] + (row[x] < 0.5) as u32;
+            prefix[x + 1] = prefix[x] + counted(row[x]) as u32;
         }
-        for x in 0..w {
-            let (a, b) = (x.saturating_sub(r), (x + r + 1).min(w));
-            tmp[y * w + x] = prefix[b] - prefix[a];
+        let out = &mut tmp[y * w..(y + 1) * w];
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = prefix[(x + r + 1).min(w)] - prefix[x.saturating_sub(r)];
         }
     }
-    // Then vertical sums of those counts.
+    // Then vertical sums of those counts, whole rows at a time.
     let mut out = Plane::new(w, h);
     let mut acc = vec![0u32; w];
-    let mut lo = 0usize;
-    let mut hi = 0usize;
+    let (mut lo, mut hi) = (0usize, 0usize);
     for y in 0..h {
         let (a, b) = (y.saturating_sub(r), (y + r + 1).min(h));
         while hi < b {
@@ -271,7 +316,7 @@ fn erode_keep_border(mask: &Plane, r: usize) -> Plane {
             lo += 1;
         }
         for (d, &s) in out.data[y * w..(y + 1) * w].iter_mut().zip(&acc) {
-            *d = if s == 0 { 1.0 } else { 0.0 };
+            *d = if keep(s) { 1.0 } else { 0.0 };
         }
     }
     out
@@ -350,9 +395,47 @@ fn on_circle(c: Point, r: f32, a: f32) -> Point {
     }
 }
 
+/// What the segmentation step produced.
+#[derive(Clone, Debug)]
+pub struct Segmentation {
+    /// Hand mask at segmentation resolution (1 = hand).
+    pub mask: Plane,
+    /// Full-resolution pixels per segmentation pixel.
+    pub scale: f32,
+    /// Hand evidence under the final colour models: the smoothed log-likelihood ratio hand
+    /// vs background per segmentation pixel (positive = hand).
+    pub evidence: Option<Plane>,
+}
+
+/// Iterations of the colour models after the seed.
+const COLOUR_ITERATIONS: usize = 2;
+
 /// Segment the hand: returns the mask at segmentation resolution and the scale factor to
 /// full resolution.
 pub fn segment(capture: &Capture) -> Result<(Plane, f32), AcquireFailure> {
+    segment_detailed(capture).map(|s| (s.mask, s.scale))
+}
+
+/// Indices of the pixels of a 0/1 mask that are set (or not), on every second row and
+/// column: colour models are fitted to a quarter of the pixels, which is plenty for them.
+fn pixels(mask: &Plane, set: bool) -> Vec<usize> {
+    let w = mask.width;
+    (0..mask.height)
+        .step_by(2)
+        .flat_map(|y| (0..w).step_by(2).map(move |x| y * w + x))
+        .filter(|&i| (mask.data[i] >= 0.5) == set)
+        .collect()
+}
+
+/// Segment the hand with colour models fitted to this capture.
+///
+/// 1. Seed: the skin-colour box, less the colours that are at least as common on the
+///    frame's border (a skin-coloured background is mostly border), largest component.
+/// 2. Twice: fit the hand model to the seed's interior and the background model to
+///    everything well outside it; the hand is where the smoothed log-likelihood ratio is
+///    positive (largest component, holes filled).
+/// 3. Thin attachments are opened away.
+pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailure> {
     let (w, h) = (capture.width(), capture.height());
     let scale = (w as f32 / SEG_WIDTH as f32).max(1.0);
     let (sw, sh) = (
@@ -364,12 +447,9 @@ pub fn segment(capture: &Capture) -> Result<(Plane, f32), AcquireFailure> {
         capture.g.resize_area(sw, sh),
         capture.b.resize_area(sw, sh),
     );
-    let skin = skin_mask(&r, &g, &b);
-    let (hand, area) = largest_component(&skin);
-    let frac = area as f32 / (sw * sh) as f32;
-    if frac < 0.01 {
+    let n = sw * sh;
+    let no_skin = || {
         // Nothing skin-like: either no hand, or exposure so far off that colour is lost.
-        let n = (sw * sh) as f32;
         let m = r
             .data
             .iter()
@@ -377,19 +457,98 @@ pub fn segment(capture: &Capture) -> Result<(Plane, f32), AcquireFailure> {
             .zip(&b.data)
             .map(|((r, g), b)| 0.299 * r + 0.587 * g + 0.114 * b)
             .sum::<f32>()
-            / n;
-        return Err(if m < 0.06 {
+            / n as f32;
+        if m < 0.06 {
             AcquireFailure::TooDark
         } else if m > 0.92 {
             AcquireFailure::TooBright
         } else {
             AcquireFailure::NoHand
-        });
+        }
+    };
+    let skin = skin_mask(&r, &g, &b);
+    let feats = Features::new(&r, &g, &b);
+    // The seed: skin-box pixels whose colour is more common inside the box than on the border.
+    let band = ((sw.min(sh) as f32 * 0.02).round() as usize).max(2);
+    let on_border = |i: usize| {
+        let (x, y) = (i % sw, i / sw);
+        x < band || y < band || x + band >= sw || y + band >= sh
+    };
+    let in_box = pixels(&skin, true);
+    let border = BackgroundModel::fit(
+        &feats,
+        in_box
+            .iter()
+            .chain(&pixels(&skin, false))
+            .copied()
+            .filter(|&i| on_border(i)),
+    );
+    let in_box = BackgroundModel::fit(&feats, in_box.into_iter());
+    let (Some(border), Some(in_box)) = (border, in_box) else {
+        return Err(no_skin());
+    };
+    let ratio = Plane {
+        width: sw,
+        height: sh,
+        data: (0..n)
+            .map(|i| {
+                if skin.data[i] >= 0.5 {
+                    in_box.log_density_at(&feats, i) - border.log_density_at(&feats, i)
+                } else {
+                    -1.0
+                }
+            })
+            .collect(),
+    };
+    let seed = threshold(&colour::box_mean(&ratio, 1), 2f32.ln());
+    let (seed, area) = largest_component(&seed);
+    if (area as f32) < 0.01 * n as f32 {
+        return Err(no_skin());
     }
-    let hand = fill_holes(&hand);
-    // Thin attachments (pegs, straps, rings' reflections) come off; the component is taken again.
+    let mut mask = fill_holes(&seed);
+    // Every component the colour models call hand, for the final step.
+    let mut raw = seed;
+    let mut evidence = None;
+    let guard = ((sw.min(sh) as f32 * 0.01).round() as usize).max(2);
+    for _ in 0..COLOUR_ITERATIONS {
+        let core = pixels(&erode_keep_border(&mask, guard), true);
+        let outside = dilate(&mask, guard);
+        let hand = HandModel::fit(&feats, &core);
+        let bg = BackgroundModel::fit(&feats, pixels(&outside, false).into_iter());
+        let (Some(hand), Some(bg)) = (hand, bg) else {
+            break;
+        };
+        let llr = log_likelihood_ratio(&feats, &hand, &bg, 1);
+        raw = threshold(&llr, 0.0);
+        evidence = Some(llr);
+        let (m, area) = largest_component(&raw);
+        if (area as f32) < 0.01 * n as f32 {
+            return Err(no_skin());
+        }
+        // Holes are left open here: the models are fitted away from the mask's edges, and
+        // a hole too big for that margin is background (a gap between touching fingers).
+        mask = m;
+    }
+    // Thin attachments (straps, a skin-toned object touching the hand, fingers touching
+    // along a thin line) come off; pieces that the opening, a ring or a crease cut off are
+    // joined back.
     let open_r = ((sw.min(sh) as f32) * 0.01).round().max(1.0) as usize;
-    Ok((largest_component(&open(&hand, open_r)).0, scale))
+    let opened = open(&fill_holes(&raw), open_r);
+    let (joined, _) = bridge_gaps(&opened, 2 * guard, n / 1000);
+    Ok(Segmentation {
+        mask: fill_holes(&joined),
+        scale,
+        evidence,
+    })
+}
+
+/// 1 where the plane exceeds `t`, else 0.
+fn threshold(p: &Plane, t: f32) -> Plane {
+    Plane {
+        width: p.width,
+        height: p.height,
+        data: p.data.iter().map(|&v| if v > t { 1.0 } else { 0.0 }).collect(),
+    }
 }
 
 /// Find the palm frame in a hand mask.
@@ -515,6 +674,30 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
         if !merged {
             break;
         }
+    }
+    // Where a sleeve, a bracelet or a shadow cuts the forearm, the cut's corners can look
+    // like short fingertips. The fingers all point away from the wrist: find the direction
+    // of the fingers (the tip whose +-60 degrees hold the most tip length) and drop tips
+    // pointing backwards from it.
+    if tips.len() > 2 {
+        let angle = |k: usize| k as f32 * step;
+        let diff = |a: f32, b: f32| {
+            let d = (a - b).rem_euclid(tau);
+            d.min(tau - d)
+        };
+        let weight = |k: usize| {
+            tips.iter()
+                .filter(|&&j| diff(angle(j), angle(k)) <= 60f32.to_radians())
+                .map(|&j| smooth[j])
+                .sum::<f32>()
+        };
+        let best = tips
+            .iter()
+            .copied()
+            .max_by(|&a, &b| weight(a).total_cmp(&weight(b)))
+            .unwrap_or(0);
+        let dir = angle(best);
+        tips.retain(|&k| diff(angle(k), dir) < 125f32.to_radians());
     }
     if tips.len() < 4 || tips.len() > 5 {
         // More hand on the frame's edge than an arm accounts for: fingers are out of frame.
@@ -764,5 +947,159 @@ mod tests {
         assert_eq!(o.get(15, 5), 0.0);
         assert_eq!(o.get(5, 5), 1.0);
         assert_eq!(largest_component(&o).1, 100);
+    }
+
+    /// Dilation by definition: any pixel of the window (inside the frame) is hand.
+    fn naive_dilate(m: &Plane, r: usize) -> Plane {
+        Plane::from_fn(m.width, m.height, |x, y| {
+            let (x0, x1) = (x.saturating_sub(r), (x + r).min(m.width - 1));
+            let (y0, y1) = (y.saturating_sub(r), (y + r).min(m.height - 1));
+            let any = (y0..=y1).any(|yy| (x0..=x1).any(|xx| m.get(xx, yy) > 0.5));
+            if any {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[test]
+    fn running_sum_dilation_matches_definition() {
+        let m = Plane::from_fn(41, 19, |x, y| if (x * 5 + y * 3) % 17 == 0 { 1.0 } else { 0.0 });
+        for r in 0..4 {
+            assert_eq!(dilate(&m, r), naive_dilate(&m, r), "r = {r}");
+        }
+    }
+
+    /// A palm (rectangle) with three fingers: the first cut through by a 2-pixel band (a
+    /// ring), the other two 2 pixels apart along their length.
+    fn ringed_hand() -> Plane {
+        Plane::from_fn(60, 50, |x, y| {
+            let palm = (10..50).contains(&x) && (25..45).contains(&y);
+            let f1 = (12..20).contains(&x) && (3..25).contains(&y) && !(12..14).contains(&y);
+            let f2 = (26..34).contains(&x) && (3..25).contains(&y);
+            let f3 = (36..44).contains(&x) && (3..25).contains(&y);
+            if palm || f1 || f2 || f3 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[test]
+    fn bridging_rejoins_a_cut_finger_and_keeps_finger_gaps() {
+        let m = ringed_hand();
+        let (plain, plain_area) = largest_component(&m);
+        assert_eq!(plain.get(15, 6), 0.0, "the tip is cut off the largest component");
+        let (joined, area) = bridge_gaps(&m, 2, 20);
+        assert_eq!(joined.get(15, 6), 1.0, "the fingertip is joined back");
+        assert_eq!(joined.get(15, 13), 1.0, "across the ring");
+        // The gap between the touching fingers (x 34..36) stays open: it is inside one
+        // component, not between two.
+        for y in 3..25 {
+            assert_eq!(joined.get(34, y), 0.0, "finger gap at y {y}");
+            assert_eq!(joined.get(35, y), 0.0, "finger gap at y {y}");
+        }
+        // What is added is the tip and the ring band only.
+        assert_eq!(area, plain_area + 8 * 9 + 8 * 2);
+        // Pieces below the minimum area are not joined.
+        assert_eq!(bridge_gaps(&m, 2, 100).1, plain_area);
+    }
+
+    /// A deterministic hash in [0, 1).
+    fn hash(x: usize, y: usize, k: usize) -> f32 {
+        let mut h = (x as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ (y as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            ^ k as u64;
+        h ^= h >> 29;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 32;
+        (h % 10_000) as f32 / 10_000.0
+    }
+
+    /// An open hand (palm disc, four finger capsules, a thumb) on a background of `bg`
+    /// colour with grain; returns the capture and the true mask.
+    fn scene(skin: [f32; 3], bg: [f32; 3], hand: bool) -> (Capture, Plane) {
+        let (w, h) = (400usize, 300usize);
+        let capsule = |px: f32, py: f32, a: [f32; 2], b: [f32; 2], r: f32| {
+            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+            let t = (((px - a[0]) * dx + (py - a[1]) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+            (px - a[0] - t * dx).powi(2) + (py - a[1] - t * dy).powi(2) < r * r
+        };
+        let truth = Plane::from_fn(w, h, |x, y| {
+            let (px, py) = (x as f32, y as f32);
+            let palm = (px - 220.0).powi(2) + (py - 190.0).powi(2) < 60.0f32.powi(2);
+            let fingers = [150.0, 195.0, 240.0, 285.0]
+                .iter()
+                .any(|&fx| capsule(px, py, [fx + (220.0 - fx) * 0.3, 160.0], [fx, 45.0], 13.0));
+            let thumb = capsule(px, py, [190.0, 210.0], [95.0, 170.0], 15.0);
+            if hand && (palm || fingers || thumb) {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let (c, v) = if truth.get(x, y) > 0.5 {
+                    (skin, 0.85 + 0.1 * hash(x / 3, y / 3, 1))
+                } else {
+                    let grain = ((y as f32 + 6.0 * (x as f32 / 40.0).sin()) / 5.0).sin();
+                    (bg, 0.8 + 0.12 * grain + 0.06 * hash(x, y / 4, 2))
+                };
+                for (k, ck) in c.iter().enumerate() {
+                    let n = 0.02 * (hash(x, y, 3 + k) - 0.5);
+                    rgb.push(((ck * v + n).clamp(0.0, 1.0) * 255.0).round() as u8);
+                }
+            }
+        }
+        (Capture::from_rgb8(w, h, &rgb), truth)
+    }
+
+    const SKIN: [f32; 3] = [0.86, 0.66, 0.58];
+    const WOOD: [f32; 3] = [0.6, 0.4, 0.22];
+
+    fn iou(a: &Plane, b: &Plane) -> f32 {
+        let (mut inter, mut union) = (0usize, 0usize);
+        for (&x, &y) in a.data.iter().zip(&b.data) {
+            inter += (x > 0.5 && y > 0.5) as usize;
+            union += (x > 0.5 || y > 0.5) as usize;
+        }
+        inter as f32 / union.max(1) as f32
+    }
+
+    #[test]
+    fn adaptive_models_separate_a_hand_from_a_skin_toned_background() {
+        let (capture, truth) = scene(SKIN, WOOD, true);
+        // The premise: a fixed skin-colour box takes the wood for skin.
+        let skin = skin_mask(&capture.r, &capture.g, &capture.b);
+        let bg_in_box = skin
+            .data
+            .iter()
+            .zip(&truth.data)
+            .filter(|(&s, &t)| t < 0.5 && s > 0.5)
+            .count() as f32
+            / truth.data.iter().filter(|&&t| t < 0.5).count() as f32;
+        assert!(bg_in_box > 0.5, "wood in the skin box: {bg_in_box}");
+        let seg = segment_detailed(&capture).expect("a hand is found");
+        assert_eq!(seg.scale, 1.0);
+        let overlap = iou(&seg.mask, &truth);
+        assert!(overlap > 0.95, "IoU with the true hand {overlap}");
+        let ev = seg.evidence.expect("evidence map");
+        assert!(ev.get(220, 190) > 0.0 && ev.get(20, 20) < 0.0);
+        // The whole pipeline then finds the hand's frame.
+        let geo = frame(seg.mask, seg.scale, &HandConfig::default()).expect("palm frame");
+        assert!(geo.palm_centre.dist(Point { x: 220.0, y: 190.0 }) < 25.0);
+    }
+
+    #[test]
+    fn a_skin_toned_background_alone_is_no_hand() {
+        let (capture, _) = scene(SKIN, WOOD, false);
+        let err = segment_detailed(&capture)
+            .and_then(|s| frame(s.mask, s.scale, &HandConfig::default()))
+            .expect_err("no hand in the frame");
+        assert_eq!(err, AcquireFailure::NoHand);
     }
 }

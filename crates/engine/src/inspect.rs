@@ -4,7 +4,7 @@
 use crate::capture::Capture;
 use crate::engine::{Engine, InputKind, Trace};
 use crate::error::ExtractError;
-use crate::hand::{HandGeometry, Point};
+use crate::hand::{colour, HandGeometry, Point};
 use crate::plane::Plane;
 use image::{Rgb, RgbImage};
 
@@ -79,16 +79,9 @@ fn line(img: &mut RgbImage, a: Point, b: Point, col: Rgb<u8>) {
 /// The hand with its mask outline, palm disc, finger directions, valleys and ROI square.
 pub fn draw_hand(capture: &Capture, geo: &HandGeometry) -> RgbImage {
     let mut img = capture_rgb(capture);
+    // The contour is already in capture coordinates.
     for &p in &geo.contour {
-        dot(
-            &mut img,
-            Point {
-                x: p.x * geo.scale,
-                y: p.y * geo.scale,
-            },
-            1,
-            Rgb([0, 255, 255]),
-        );
+        dot(&mut img, p, 1, Rgb([0, 255, 255]));
     }
     let c = geo.palm_centre;
     for k in 0..360 {
@@ -145,6 +138,15 @@ impl Engine {
         add("00_capture".into(), capture_rgb(capture));
         if let Some(m) = &trace.hand_mask {
             add("01_hand_mask".into(), grey(m, m.to_u8_range(0.0, 1.0)));
+        }
+        if input == InputKind::Hand {
+            // The colour models' evidence behind the mask: white = hand, black = background.
+            if let Ok(Some(e)) = crate::hand::segment_detailed(capture).map(|s| s.evidence) {
+                add(
+                    "01_hand_evidence".into(),
+                    grey(&e, e.to_u8_range(-colour::LLR_BG_CLAMP, colour::LLR_HAND_CLAMP)),
+                );
+            }
         }
         if let Some(geo) = &trace.hand {
             add("02_hand_geometry".into(), draw_hand(capture, geo));
