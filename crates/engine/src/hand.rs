@@ -22,8 +22,11 @@ use crate::plane::Plane;
 pub mod colour;
 use colour::{log_likelihood_ratio, BackgroundModel, Features, HandModel};
 
-/// Width of the segmentation image.
-pub const SEG_WIDTH: usize = 400;
+/// Width of the segmentation image. 320 rather than 400 since the per-capture colour
+/// models: coep-hands-dev EER, FNMR@1e-4, FTA and rank-1 were the same at both (0.46%,
+/// 0.93%, 0.66%, 99.3%), realistic synthetic hands failed 4.5% against 5.0%, and the
+/// extraction median fell from 29.7 to 18.9 ms (decoding included).
+pub const SEG_WIDTH: usize = 320;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Point {
@@ -1084,11 +1087,14 @@ mod tests {
             / truth.data.iter().filter(|&&t| t < 0.5).count() as f32;
         assert!(bg_in_box > 0.5, "wood in the skin box: {bg_in_box}");
         let seg = segment_detailed(&capture).expect("a hand is found");
-        assert_eq!(seg.scale, 1.0);
-        let overlap = iou(&seg.mask, &truth);
+        // The mask is at the segmentation width: compare with the truth at that size.
+        assert_eq!(seg.mask.width, SEG_WIDTH.min(capture.width()));
+        let truth_small = truth.resize_area(seg.mask.width, seg.mask.height);
+        let overlap = iou(&seg.mask, &truth_small);
         assert!(overlap > 0.95, "IoU with the true hand {overlap}");
         let ev = seg.evidence.expect("evidence map");
-        assert!(ev.get(220, 190) > 0.0 && ev.get(20, 20) < 0.0);
+        let at = |v: f32| (v / seg.scale).round() as usize;
+        assert!(ev.get(at(220.0), at(190.0)) > 0.0 && ev.get(at(20.0), at(20.0)) < 0.0);
         // The whole pipeline then finds the hand's frame.
         let geo = frame(seg.mask, seg.scale, &HandConfig::default()).expect("palm frame");
         assert!(geo.palm_centre.dist(Point { x: 220.0, y: 190.0 }) < 25.0);
