@@ -312,21 +312,7 @@ pub fn probe_codes(probe: &Template) -> Option<Vec<PackedCode>> {
 mod tests {
     use super::*;
 
-    fn random_code(seed: u64) -> PalmCode {
-        let mut x = seed | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x & 0xffff_ffff
-        };
-        PalmCode {
-            grid: 32,
-            planes: 6,
-            bits: (0..192).map(|_| next()).collect(),
-            mask: (0..192).map(|_| next() | next()).collect(),
-        }
-    }
+    use crate::matcher::tests::code as random_code;
 
     fn random_template(seed: u64) -> Template {
         Template {

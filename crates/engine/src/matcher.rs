@@ -960,10 +960,11 @@ pub fn kernel_name() -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn code(seed: u64) -> PalmCode {
+    /// A random 32x32, 6-plane code (the engine's default geometry), about 3/4 reliable.
+    pub(crate) fn code(seed: u64) -> PalmCode {
         let mut x = seed | 1;
         let mut next = move || {
             x ^= x << 13;
