@@ -190,26 +190,6 @@ impl PalmCode {
     }
 }
 
-/// Strength of oriented line structure on the code grid, in [0, 1]: the mean over cells of
-/// how much the strongest orientation dominates the weakest. Flat or isotropic regions score
-/// near 0; palm creases score high.
-pub fn line_energy(responses: &[Plane], orientations: usize) -> f32 {
-    let first = &responses[..orientations.min(responses.len())];
-    let cells = first[0].data.len();
-    let mut acc = 0.0;
-    for i in 0..cells {
-        let mut hi = 0.0f32;
-        let mut lo = f32::INFINITY;
-        for r in first {
-            let v = r.data[i].abs();
-            hi = hi.max(v);
-            lo = lo.min(v);
-        }
-        acc += (hi - lo) / (hi + 1e-6);
-    }
-    acc / cells as f32
-}
-
 /// Turn responses into sign planes with fragile bits masked.
 pub fn encode(responses: &[Plane], grid: usize, fragile_fraction: f32, valid: Option<&Plane>) -> PalmCode {
     encode_with_cuts(responses, grid, &fragile_cuts(responses, fragile_fraction), valid)

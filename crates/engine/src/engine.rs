@@ -1,14 +1,14 @@
 //! The engine: configuration and the capture -> template pipeline.
 
 use crate::capture::{decode, Capture};
-use crate::code::{encode_with_cuts, fragile_cuts, line_energy, CodeConfig, FilterBank, PalmCode};
+use crate::code::{encode_with_cuts, fragile_cuts, CodeConfig, FilterBank, PalmCode};
 use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
 use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
 use crate::matcher::{compare, search, search_prepared, MatchConfig, MatchDetail, PackedCode, PreparedProbe};
 use crate::plane::Plane;
 use crate::quality::{measure, palm_mask, Quality, QualityConfig};
-use crate::roi::normalise_contrast;
+use crate::roi::normalise_contrast_with_scale;
 use crate::template::{Template, ALGORITHM_ID};
 
 /// What a capture shows.
@@ -180,11 +180,17 @@ impl Engine {
         let c = &self.config.code;
         let small = region.resize_area(c.work_side, c.work_side);
         let (mask, median) = palm_mask(&small);
-        let work = normalise_contrast(&small);
+        let (work, contrast) = normalise_contrast_with_scale(&small);
         let dense = self.dense.dense(&work);
         let responses = pose_responses(&dense, c.orientations, &self.poses[0]);
-        let energy = line_energy(&responses, c.orientations);
-        let quality = measure(&small, &mask, median, &work, energy);
+        let quality = measure(
+            &small,
+            &mask,
+            median,
+            &work,
+            contrast,
+            &responses[..c.orientations],
+        );
         let refusal = quality.refusal(&self.config.quality);
         // A code cell is reliable only if the filter's core sees palm only.
         let erosion = c

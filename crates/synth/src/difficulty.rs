@@ -242,14 +242,16 @@ impl Difficulty {
             }
             AcquireFailure::PartlyOutOfFrame => d.hand_offset = [0.0, 0.45],
             AcquireFailure::TooBlurred => {
-                // Far out of focus, in good light (little sensor noise), fingers well apart
-                // so that the hand itself is still found.
-                d.defocus = (16.0, 20.0);
+                // Far out of focus (12-16 px on the 800x600 frame), in good light (little
+                // sensor noise), fingers well apart and a plain background, so that the hand
+                // itself is still found and framed.
+                d.defocus = (12.0, 16.0);
                 d.motion_blur = 0.0;
                 d.noise = 0.002;
                 d.finger_spread_deg = (12.0, 16.0);
                 d.pegs = 0.0;
                 d.accessories = 0.0;
+                d.backgrounds = vec![Background::Ceiling, Background::DarkCloth];
             }
             AcquireFailure::TooDark => {
                 d.exposure_bias = 0.07;
@@ -269,7 +271,17 @@ impl Difficulty {
                 d.pegs = 0.0;
                 d.backgrounds = vec![Background::Ceiling, Background::DarkCloth];
             }
-            AcquireFailure::NotAPalm => d.show_back = true,
+            AcquireFailure::NotAPalm => {
+                // The back of the hand, held so that everything else about the capture is
+                // fine: fingers apart, steady light, a plain background (a cluttered one can
+                // lead the hand frame astray, which is another failure).
+                d.show_back = true;
+                d.finger_spread_deg = (12.0, 16.0);
+                d.exposure = 0.04;
+                d.pegs = 0.0;
+                d.accessories = 0.0;
+                d.backgrounds = vec![Background::Ceiling, Background::DarkCloth];
+            }
         }
         d
     }

@@ -236,15 +236,17 @@ fn partly_out_of_frame() {
 
 #[test]
 fn too_blurred() {
-    let base: f32 = shots(Difficulty::realistic(), 2)
-        .iter()
-        .map(gradient_energy)
-        .sum();
+    // The same scenes in focus: only the defocus differs.
+    let mut focused = Difficulty::provoking(AcquireFailure::TooBlurred);
+    focused.defocus = Difficulty::realistic().defocus;
+    let base: f32 = shots(focused, 2).iter().map(gradient_energy).sum();
     let blurred: f32 = shots(Difficulty::provoking(AcquireFailure::TooBlurred), 2)
         .iter()
         .map(gradient_energy)
         .sum();
-    assert!(blurred < 0.2 * base, "blurred {blurred} base {base}");
+    // At a quarter resolution inside the hand, where smooth shading is untouched by blur:
+    // 12-16 px of defocus leaves about a fifth of the gradient energy.
+    assert!(blurred < 0.3 * base, "blurred {blurred} base {base}");
 }
 
 #[test]

@@ -2,14 +2,6 @@
 //! difficulty preset (`Difficulty::provoking`): the engine must name exactly that reason for
 //! most captures. Every test prints its rate (`cargo test --release -p openpalm-synth --test
 //! provoked_reasons -- --nocapture --include-ignored`).
-//!
-//! Two reasons cannot be provoked by any plausible capture with the engine's current quality
-//! measures; their tests are ignored with the measured reason, to be enabled when the engine
-//! can tell: `too_blurred` (the sharpness measure is relative to the ROI's contrast, and 8-bit
-//! quantisation alone keeps it at 0.04-0.06 even at defocus sigma 16-24 px with no sensor
-//! noise, above the refusal level 0.02) and `not_a_palm` (the line-texture measure is a ratio
-//! that noise and skin texture keep near 0.88 on the back of a hand, against 0.91 on a palm,
-//! with refusal at 0.15).
 
 use openpalm_engine::{AcquireFailure, Engine, InputKind};
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
@@ -63,7 +55,6 @@ fn partly_out_of_frame() {
 }
 
 #[test]
-#[ignore = "engine gap: its sharpness measure stays at 0.04-0.06 on 8-bit captures however blurred (refusal 0.02)"]
 fn too_blurred() {
     provoke(AcquireFailure::TooBlurred);
 }
@@ -84,7 +75,6 @@ fn too_small() {
 }
 
 #[test]
-#[ignore = "engine gap: its line-texture measure is ~0.88 on the back of a hand vs ~0.91 on a palm (refusal 0.15)"]
 fn not_a_palm() {
     provoke(AcquireFailure::NotAPalm);
 }
