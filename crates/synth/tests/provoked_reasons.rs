@@ -1,7 +1,7 @@
 //! Each whole-hand acquisition failure reason of the engine, provoked on purpose by its
 //! difficulty preset (`Difficulty::provoking`): the engine must name exactly that reason for
 //! most captures. Every test prints its rate (`cargo test --release -p openpalm-synth --test
-//! provoked_reasons -- --nocapture --include-ignored`).
+//! provoked_reasons -- --nocapture`).
 
 use openpalm_engine::{AcquireFailure, Engine, InputKind};
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
