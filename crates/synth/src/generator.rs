@@ -30,7 +30,7 @@ impl std::str::FromStr for Kind {
 }
 
 /// Texture resolution (texels per palm unit); the ROI is 150 px per palm unit.
-const PX_PER_UNIT: f32 = 150.0;
+pub(crate) const PX_PER_UNIT: f32 = 150.0;
 
 /// An identity ready to render.
 #[derive(Clone, Debug)]

@@ -6,8 +6,9 @@
 //! one capture of it: pose, finger spread, light, exposure, blur, noise, non-rigid skin
 //! deformation and crease contrast, scaled by a [`Difficulty`]. [`write_dataset`] writes
 //! images plus `labels.csv` in the layout of the real sets; [`template_stream`] turns many
-//! identities into engine templates without writing images. [`realism`] compares score
-//! distributions of a synthetic and a real set (`openpalm synth realism`).
+//! identities into engine templates without writing images, by default through [`fast`], a
+//! renderer that draws the capture directly at the engine's working size. [`realism`]
+//! compares score distributions of a synthetic and a real set (`openpalm synth realism`).
 //!
 //! Whole-hand captures are placed on backgrounds a hovering-hand reader sees ([`Background`]);
 //! [`Difficulty::provoking`] makes captures the engine should refuse for a given reason.
@@ -23,6 +24,7 @@
 pub mod dataset;
 pub mod difficulty;
 pub mod error;
+pub mod fast;
 pub mod generator;
 pub mod identity;
 pub mod realism;
@@ -34,11 +36,12 @@ mod util;
 pub use dataset::{write_dataset, DatasetSpec, DatasetSummary};
 pub use difficulty::{Background, Difficulty};
 pub use error::SynthError;
+pub use fast::FastRoi;
 pub use generator::{Generator, Kind, Prepared};
 pub use identity::{Identity, Population};
 pub use render::{Band, HandRender, SynthImage, HAND_HEIGHT, HAND_WIDTH, ROI_SIDE};
 pub use sample::Sample;
-pub use templates::{template_stream, TemplateStream};
+pub use templates::{template_stream, RenderPath, TemplateMaker, TemplateStream};
 
 /// Parse a comma-separated band list (`visible,nir`).
 pub fn parse_bands(s: &str) -> Result<Vec<render::Band>, String> {

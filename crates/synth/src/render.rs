@@ -112,13 +112,13 @@ const SHIRTS: [[f32; 3]; 4] = [
 /// Radius of a COEP-style peg, palm units.
 const PEG_RADIUS: f32 = 0.09;
 /// Reader illuminant of the ROI device (Tongji's crops are pink-violet).
-const DEVICE_ROI: [f32; 3] = [0.83, 0.81, 1.22];
+pub(crate) const DEVICE_ROI: [f32; 3] = [0.83, 0.81, 1.22];
 /// Reader illuminant of the whole-hand device (warm white).
 const DEVICE_HAND: [f32; 3] = [1.02, 1.0, 0.97];
 /// How much a crease darkens each channel (creases are blood-red: green and blue drop most).
-const CREASE_CH: [f32; 3] = [0.72, 1.0, 0.9];
+pub(crate) const CREASE_CH: [f32; 3] = [0.72, 1.0, 0.9];
 /// How blotches (blood flow) change each channel.
-const BLOTCH_CH: [f32; 3] = [0.6, 1.0, 0.85];
+pub(crate) const BLOTCH_CH: [f32; 3] = [0.6, 1.0, 0.85];
 
 /// Palm coordinates of every pixel, computed on a coarse grid and interpolated (the mapping
 /// is smooth).
