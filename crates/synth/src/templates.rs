@@ -5,8 +5,8 @@
 //! By default captures come from the fast renderer ([`crate::fast`]): the 64x64 image the
 //! engine would code after area-resizing the full 150x150 render, drawn directly. On the
 //! same identities and captures the engine's scores of both paths agree closely (600
-//! identities, seed 1, realistic: impostor mean +0.5%, sd +1.5%; genuine mean +0.7%, sd
-//! -2.7%; `examples/fast_vs_full.rs`), at several times the rate.
+//! identities, seed 1, realistic: impostor mean +0.4%, sd +1.6%; genuine mean +0.6%, sd
+//! -3.3%; `examples/fast_vs_full.rs`), at several times the rate.
 //! [`RenderPath::Full`] keeps the full render, for comparison.
 
 use crate::error::SynthError;

@@ -104,8 +104,8 @@ fn distributions(engine: &Engine, maker: &TemplateMaker, n: u64) -> ((f32, f32),
 }
 
 /// The fast path stands for the full render statistically. Measured with 150 identities
-/// (seeds 1-6, realistic): impostor mean +0.1..+0.6%, sd +1.0..+2.0%; genuine mean
-/// +0.4..+0.7%, sd -4.7..+4.2%. Bounds leave margin: 3% on means, 6% on the impostor sd,
+/// (seeds 1-6, realistic): impostor mean +0.0..+0.6%, sd +1.5..+2.1%; genuine mean
+/// +0.4..+0.7%, sd -6.6..+0.7%. Bounds leave margin: 3% on means, 6% on the impostor sd,
 /// 15% on the genuine sd (150 genuine pairs only).
 #[test]
 fn fast_path_scores_match_full_render() {

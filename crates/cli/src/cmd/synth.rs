@@ -11,8 +11,8 @@
 //! `templates --out FILE` writes each template as a little-endian u32 length followed by the
 //! engine's binary template (`Template::to_bytes`). Captures are drawn by the fast renderer
 //! (`openpalm_synth::fast`: the 64x64 image the engine codes, drawn directly; measured on the
-//! same 600 identities, the engine's impostor scores differ from the full render's by +0.5% in
-//! mean and +1.5% in sd); `--full-render` renders 150x150 captures as `openpalm synth` writes
+//! same 600 identities, the engine's impostor scores differ from the full render's by +0.4% in
+//! mean and +1.6% in sd); `--full-render` renders 150x150 captures as `openpalm synth` writes
 //! them. Both go through the engine's real extraction.
 
 use anyhow::{bail, Context, Result};
@@ -40,8 +40,8 @@ pub struct Args {
 enum Command {
     /// A gallery of templates through the real extraction, streamed. Captures come from a
     /// fast renderer that draws the 64x64 image the engine codes directly (same identities
-    /// and captures as the full render; its impostor scores differ by +0.5% in mean and
-    /// +1.5% in sd, measured on 600 identities); --full-render renders them at 150x150.
+    /// and captures as the full render; its impostor scores differ by +0.4% in mean and
+    /// +1.6% in sd, measured on 600 identities); --full-render renders them at 150x150.
     Templates(TemplateArgs),
     /// Compare the score distributions of two `openpalm eval` runs (real vs synthetic) and
     /// plot both histograms.
