@@ -213,7 +213,10 @@ impl FastRoi {
                 hi[k] = hi[k].max(p[k]);
             }
         }
-        let cell = CELL_PX / n as f32;
+        // Cells of CELL_PX working pixels at scale 1; coarser if an extreme pose spreads the
+        // capture over a much larger part of the palm (at most 4n x 4n cells).
+        let spread = (hi[0] - lo[0]).max(hi[1] - lo[1]);
+        let cell = (CELL_PX / n as f32).max(spread / (4 * n) as f32);
         let cw = ((hi[0] - lo[0]) / cell) as usize + 1;
         let ch = ((hi[1] - lo[1]) / cell) as usize + 1;
         let cell_at = |u: f32, v: f32| -> usize {

@@ -156,7 +156,7 @@ fn templates(a: TemplateArgs) -> Result<()> {
     } else {
         indicatif::ProgressBar::new(a.identities).with_style(
             indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})",
+                "{elapsed_precise} {wide_bar} {human_pos}/{human_len} ({msg}, eta {eta})",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         )
@@ -176,6 +176,14 @@ fn templates(a: TemplateArgs) -> Result<()> {
             Err(_) => failed += 1,
         }
         pb.inc(1);
+        // Templates arrive a chunk at a time: the rate since the start, not indicatif's
+        // short-window estimate, is the meaningful one.
+        if (ok + failed) % 256 == 0 {
+            pb.set_message(format!(
+                "{:.0} templates/s",
+                (ok + failed) as f64 / start.elapsed().as_secs_f64()
+            ));
+        }
     }
     pb.finish_and_clear();
     if let Some(mut w) = out {
