@@ -4,7 +4,7 @@ use crate::capture::{decode, Capture};
 use crate::code::{encode_with_cuts, fragile_cuts, CodeConfig, FilterBank, PalmCode};
 use crate::dense::{pose_responses, pose_valid, DenseBank, Pose};
 use crate::error::ExtractError;
-use crate::hand::{cut_roi, frame, segment, HandConfig, HandGeometry};
+use crate::hand::{cut_roi, locate, HandConfig, HandGeometry, Segmentation};
 use crate::matcher::{compare, search, search_prepared, MatchConfig, MatchDetail, PackedCode, PreparedProbe};
 use crate::plane::Plane;
 use crate::quality::{measure, palm_mask, Quality, QualityConfig};
@@ -75,8 +75,9 @@ pub struct Trace {
     pub responses: Vec<Plane>,
     pub code: Option<PalmCode>,
     pub quality: Option<Quality>,
-    /// Hand mask at segmentation resolution (whole-hand captures).
-    pub hand_mask: Option<Plane>,
+    /// The hand segmentation the palm frame rests on (whole-hand captures): mask at
+    /// segmentation resolution, colour evidence, and which colour models made it.
+    pub segmentation: Option<Segmentation>,
     /// Hand geometry (whole-hand captures).
     pub hand: Option<HandGeometry>,
 }
@@ -156,11 +157,11 @@ impl Engine {
         let region = match input {
             InputKind::Roi => capture.line_channel(),
             InputKind::Hand => {
-                let (mask, scale) = segment(capture)?;
+                let located = locate(capture, &self.config.hand);
                 if let Some(t) = trace.as_deref_mut() {
-                    t.hand_mask = Some(mask.clone());
+                    t.segmentation = located.segmentation;
                 }
-                let geo = frame(mask, scale, &self.config.hand)?;
+                let geo = located.geometry?;
                 let roi = cut_roi(capture, &geo, self.config.hand.roi_pixels);
                 if let Some(t) = trace.as_deref_mut() {
                     t.hand = Some(geo);

@@ -67,6 +67,16 @@ pub struct HandGeometry {
     pub roi_corners: [Point; 4],
 }
 
+impl HandGeometry {
+    /// Whether the ROI square lies inside a capture of `width` x `height` pixels.
+    pub fn roi_inside(&self, width: usize, height: usize) -> bool {
+        let (w, h) = (width as f32, height as f32);
+        self.roi_corners
+            .iter()
+            .all(|p| p.x >= 0.0 && p.y >= 0.0 && p.x <= w - 1.0 && p.y <= h - 1.0)
+    }
+}
+
 /// Parameters of the hand step.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HandConfig {
@@ -193,15 +203,21 @@ pub fn largest_component(mask: &Plane) -> (Plane, usize) {
 /// about r pixels cuts off it (a ring or a deep crease across a finger): every other
 /// component of at least `min_area` pixels is joined by the pixels that a closing of radius
 /// r adds between it and the largest one. Gaps within the largest component (between
-/// fingers) are left as they are. Returns the mask and its area.
+/// fingers) are left as they are.
+///
+/// An elongated piece (a finger beyond a ring) is joined through its ends only: bridge
+/// pixels must lie on its axis beyond its extent, within its width. Otherwise a fingertip
+/// cut off by a ring, lying a pixel or two beside the next finger, would be joined to that
+/// finger all along its length and the two would become one. Returns the mask and its area.
 pub fn bridge_gaps(mask: &Plane, r: usize, min_area: usize) -> (Plane, usize) {
+    let (w, h) = (mask.width, mask.height);
     let (label, areas) = components(mask);
     let Some(main) = (1..areas.len()).max_by_key(|&l| areas[l]) else {
-        return (Plane::new(mask.width, mask.height), 0);
+        return (Plane::new(w, h), 0);
     };
     let of = |keep: &dyn Fn(u32) -> bool| Plane {
-        width: mask.width,
-        height: mask.height,
+        width: w,
+        height: h,
         data: label.iter().map(|&l| if keep(l) { 1.0 } else { 0.0 }).collect(),
     };
     let piece = |l: u32| l != 0 && l as usize != main && areas[l as usize] >= min_area;
@@ -210,23 +226,156 @@ pub fn bridge_gaps(mask: &Plane, r: usize, min_area: usize) -> (Plane, usize) {
     }
     let both = of(&|l| l as usize == main || piece(l));
     let closed = erode_keep_border(&dilate(&both, r), r);
-    let near_main = dilate(&of(&|l| l as usize == main), r);
-    let near_piece = dilate(&of(&piece), r);
-    let joined = Plane {
-        width: mask.width,
-        height: mask.height,
-        data: (0..label.len())
-            .map(|i| {
-                let bridge = closed.data[i] >= 0.5 && near_main.data[i] >= 0.5 && near_piece.data[i] >= 0.5;
-                if both.data[i] >= 0.5 || bridge {
-                    1.0
-                } else {
-                    0.0
+    let main_only = of(&|l| l as usize == main);
+    let near_main = dilate(&main_only, r);
+    // The pixels of every piece.
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); areas.len()];
+    for (i, &l) in label.iter().enumerate() {
+        if piece(l) {
+            members[l as usize].push(i);
+        }
+    }
+    let mut joined = both.clone();
+    for px in members.iter().filter(|m| !m.is_empty()) {
+        let shape = PieceShape::of(px, w);
+        // An elongated piece is extended along its axis, from the end that faces the main
+        // component, by up to 3r (the closing leaves slivers in a wide or slanted gap).
+        let reach = if shape.elongated { 3 * r } else { r };
+        // The piece's bounding box grown by the reach: where its bridge pixels can be.
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+        for &i in px {
+            let (x, y) = (i % w, i / w);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+        let (x0, y0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
+        let (x1, y1) = ((x1 + reach).min(w - 1), (y1 + reach).min(h - 1));
+        let in_box = || (y0..=y1).flat_map(move |y| (x0..=x1).map(move |x| (x, y)));
+        if shape.elongated {
+            // Main-component pixels just beyond each end, within the piece's width: how many,
+            // and how far the nearest is.
+            let (mut facing, mut nearest) = ([0usize; 2], [f32::MAX; 2]);
+            for (x, y) in in_box() {
+                if main_only.data[y * w + x] >= 0.5 {
+                    if let Some((end, d)) = shape.beyond_end(x as f32, y as f32, reach as f32) {
+                        facing[end] += 1;
+                        nearest[end] = nearest[end].min(d);
+                    }
                 }
-            })
-            .collect(),
-    };
+            }
+            if facing == [0, 0] {
+                continue;
+            }
+            let end = if facing[0] >= facing[1] { 0 } else { 1 };
+            for (x, y) in in_box() {
+                if shape.extends(x as f32, y as f32, end, nearest[end]) {
+                    joined.data[y * w + x] = 1.0;
+                }
+            }
+        } else {
+            let mut local = Plane::new(x1 - x0 + 1, y1 - y0 + 1);
+            for &i in px {
+                local.set(i % w - x0, i / w - y0, 1.0);
+            }
+            let near = dilate(&local, r);
+            for (x, y) in in_box() {
+                let i = y * w + x;
+                if near.get(x - x0, y - y0) >= 0.5 && near_main.data[i] >= 0.5 && closed.data[i] >= 0.5 {
+                    joined.data[i] = 1.0;
+                }
+            }
+        }
+    }
     largest_component(&joined)
+}
+
+/// A piece's principal axis and extents, to tell where it may be bridged.
+struct PieceShape {
+    centre: (f32, f32),
+    /// Unit vector along the principal axis.
+    axis: (f32, f32),
+    /// Range of the pixels' positions along the axis.
+    along: (f32, f32),
+    /// Largest distance of a pixel from the axis.
+    half_width: f32,
+    /// Whether the piece is at least twice as long as wide (standard deviations).
+    elongated: bool,
+}
+
+impl PieceShape {
+    fn of(px: &[usize], w: usize) -> PieceShape {
+        let n = px.len().max(1) as f32;
+        let (mut sx, mut sy) = (0.0f32, 0.0f32);
+        for &i in px {
+            sx += (i % w) as f32;
+            sy += (i / w) as f32;
+        }
+        let centre = (sx / n, sy / n);
+        let (mut cxx, mut cxy, mut cyy) = (0.0f32, 0.0f32, 0.0f32);
+        for &i in px {
+            let (dx, dy) = ((i % w) as f32 - centre.0, (i / w) as f32 - centre.1);
+            cxx += dx * dx;
+            cxy += dx * dy;
+            cyy += dy * dy;
+        }
+        let (cxx, cxy, cyy) = (cxx / n, cxy / n, cyy / n);
+        let mean = (cxx + cyy) / 2.0;
+        let root = (((cxx - cyy) / 2.0).powi(2) + cxy * cxy).sqrt();
+        let (l1, l2) = (mean + root, (mean - root).max(0.0));
+        let angle = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
+        let axis = (angle.cos(), angle.sin());
+        let (mut lo, mut hi, mut half_width) = (f32::MAX, f32::MIN, 0.0f32);
+        for &i in px {
+            let (dx, dy) = ((i % w) as f32 - centre.0, (i / w) as f32 - centre.1);
+            let t = dx * axis.0 + dy * axis.1;
+            (lo, hi) = (lo.min(t), hi.max(t));
+            half_width = half_width.max((dy * axis.0 - dx * axis.1).abs());
+        }
+        PieceShape {
+            centre,
+            axis,
+            along: (lo, hi),
+            half_width,
+            elongated: l1 >= 4.0 * l2,
+        }
+    }
+
+    /// Position of (x, y) along the axis and distance from it.
+    fn local(&self, x: f32, y: f32) -> (f32, f32) {
+        let (dx, dy) = (x - self.centre.0, y - self.centre.1);
+        (
+            dx * self.axis.0 + dy * self.axis.1,
+            (dy * self.axis.0 - dx * self.axis.1).abs(),
+        )
+    }
+
+    /// Which end (0: low, 1: high) a point lies beyond, within the piece's width, and how
+    /// far beyond it along the axis (at most `reach`).
+    fn beyond_end(&self, x: f32, y: f32, reach: f32) -> Option<(usize, f32)> {
+        let (t, across) = self.local(x, y);
+        if across > self.half_width + 1.0 {
+            None
+        } else if t < self.along.0 && t >= self.along.0 - reach {
+            Some((0, self.along.0 - t))
+        } else if t > self.along.1 && t <= self.along.1 + reach {
+            Some((1, t - self.along.1))
+        } else {
+            None
+        }
+    }
+
+    /// Whether (x, y) is in the extension of end `end` by `reach`: within the piece's width,
+    /// from a piece width inside the end (a ring seen at an angle cuts a finger slantwise) to
+    /// `reach` beyond it.
+    fn extends(&self, x: f32, y: f32, end: usize, reach: f32) -> bool {
+        let (t, across) = self.local(x, y);
+        let inside = self.half_width + 1.0;
+        across <= self.half_width + 1.0
+            && if end == 0 {
+                t >= self.along.0 - reach && t <= self.along.0 + inside
+            } else {
+                t <= self.along.1 + reach && t >= self.along.1 - inside
+            }
+    }
 }
 
 /// Fill background regions that do not touch the border.
@@ -408,16 +557,35 @@ pub struct Segmentation {
     /// Hand evidence under the final colour models: the smoothed log-likelihood ratio hand
     /// vs background per segmentation pixel (positive = hand).
     pub evidence: Option<Plane>,
+    /// Which colour models made the mask.
+    pub source: MaskSource,
+}
+
+/// Which colour models made a hand mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskSource {
+    /// The capture's hand and background models, seeded from the skin box.
+    Colour,
+    /// The brighter of two colour groups in the first mask taken as the hand, the other as
+    /// background ([`locate`]'s fallback).
+    SplitBrighter,
+    /// The darker of the two groups taken as the hand.
+    SplitDarker,
+}
+
+impl MaskSource {
+    /// Stable lower-case name (inspect's summary).
+    pub fn name(&self) -> &'static str {
+        match self {
+            MaskSource::Colour => "colour",
+            MaskSource::SplitBrighter => "split_brighter",
+            MaskSource::SplitDarker => "split_darker",
+        }
+    }
 }
 
 /// Iterations of the colour models after the seed.
 const COLOUR_ITERATIONS: usize = 2;
-
-/// Segment the hand: returns the mask at segmentation resolution and the scale factor to
-/// full resolution.
-pub fn segment(capture: &Capture) -> Result<(Plane, f32), AcquireFailure> {
-    segment_detailed(capture).map(|s| (s.mask, s.scale))
-}
 
 /// Indices of the pixels of a 0/1 mask that are set (or not), on every second row and
 /// column: colour models are fitted to a quarter of the pixels, which is plenty for them.
@@ -439,17 +607,46 @@ fn pixels(mask: &Plane, set: bool) -> Vec<usize> {
 ///    positive (largest component, holes filled).
 /// 3. Thin attachments are opened away.
 pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailure> {
-    let (w, h) = (capture.width(), capture.height());
-    let scale = (w as f32 / SEG_WIDTH as f32).max(1.0);
-    let (sw, sh) = (
-        ((w as f32) / scale).round() as usize,
-        ((h as f32) / scale).round() as usize,
-    );
-    let (r, g, b) = (
-        capture.r.resize_area(sw, sh),
-        capture.g.resize_area(sw, sh),
-        capture.b.resize_area(sw, sh),
-    );
+    segment_image(&SegImage::new(capture))
+}
+
+/// A capture at segmentation resolution: its channels, their colour features, and the scale
+/// back to the capture. Made once per capture, for the first segmentation and the colour
+/// splits after it.
+struct SegImage {
+    rgb: [Plane; 3],
+    feats: Features,
+    /// Full-resolution pixels per segmentation pixel.
+    scale: f32,
+}
+
+impl SegImage {
+    fn new(capture: &Capture) -> SegImage {
+        let (w, h) = (capture.width(), capture.height());
+        let scale = (w as f32 / SEG_WIDTH as f32).max(1.0);
+        let (sw, sh) = (
+            ((w as f32) / scale).round() as usize,
+            ((h as f32) / scale).round() as usize,
+        );
+        let rgb = [
+            capture.r.resize_area(sw, sh),
+            capture.g.resize_area(sw, sh),
+            capture.b.resize_area(sw, sh),
+        ];
+        let feats = Features::new(&rgb[0], &rgb[1], &rgb[2]);
+        SegImage { rgb, feats, scale }
+    }
+
+    fn size(&self) -> (usize, usize) {
+        (self.rgb[0].width, self.rgb[0].height)
+    }
+}
+
+/// [`segment_detailed`] on a prepared image.
+fn segment_image(img: &SegImage) -> Result<Segmentation, AcquireFailure> {
+    let [r, g, b] = &img.rgb;
+    let (feats, scale) = (&img.feats, img.scale);
+    let (sw, sh) = img.size();
     let n = sw * sh;
     let no_skin = || {
         // Nothing skin-like: either no hand, or exposure so far off that colour is lost.
@@ -469,8 +666,7 @@ pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailur
             AcquireFailure::NoHand
         }
     };
-    let skin = skin_mask(&r, &g, &b);
-    let feats = Features::new(&r, &g, &b);
+    let skin = skin_mask(r, g, b);
     // The seed: skin-box pixels whose colour is more common inside the box than on the border.
     let band = ((sw.min(sh) as f32 * 0.02).round() as usize).max(2);
     let on_border = |i: usize| {
@@ -479,14 +675,14 @@ pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailur
     };
     let in_box = pixels(&skin, true);
     let border = BackgroundModel::fit(
-        &feats,
+        feats,
         in_box
             .iter()
             .chain(&pixels(&skin, false))
             .copied()
             .filter(|&i| on_border(i)),
     );
-    let in_box = BackgroundModel::fit(&feats, in_box.into_iter());
+    let in_box = BackgroundModel::fit(feats, in_box.into_iter());
     let (Some(border), Some(in_box)) = (border, in_box) else {
         return Err(no_skin());
     };
@@ -496,7 +692,7 @@ pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailur
         data: (0..n)
             .map(|i| {
                 if skin.data[i] >= 0.5 {
-                    in_box.log_density_at(&feats, i) - border.log_density_at(&feats, i)
+                    in_box.log_density_at(feats, i) - border.log_density_at(feats, i)
                 } else {
                     -1.0
                 }
@@ -512,16 +708,16 @@ pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailur
     // Every component the colour models call hand, for the final step.
     let mut raw = seed;
     let mut evidence = None;
-    let guard = ((sw.min(sh) as f32 * 0.01).round() as usize).max(2);
+    let guard = guard_of(sw, sh);
     for _ in 0..COLOUR_ITERATIONS {
         let core = pixels(&erode_keep_border(&mask, guard), true);
         let outside = dilate(&mask, guard);
-        let hand = HandModel::fit(&feats, &core);
-        let bg = BackgroundModel::fit(&feats, pixels(&outside, false).into_iter());
+        let hand = HandModel::fit(feats, &core);
+        let bg = BackgroundModel::fit(feats, pixels(&outside, false).into_iter());
         let (Some(hand), Some(bg)) = (hand, bg) else {
             break;
         };
-        let llr = log_likelihood_ratio(&feats, &hand, &bg, 1);
+        let llr = log_likelihood_ratio(feats, &hand, &bg, 1);
         raw = threshold(&llr, 0.0);
         evidence = Some(llr);
         let (m, area) = largest_component(&raw);
@@ -532,17 +728,197 @@ pub fn segment_detailed(capture: &Capture) -> Result<Segmentation, AcquireFailur
         // a hole too big for that margin is background (a gap between touching fingers).
         mask = m;
     }
-    // Thin attachments (straps, a skin-toned object touching the hand, fingers touching
-    // along a thin line) come off; pieces that the opening, a ring or a crease cut off are
-    // joined back.
-    let open_r = ((sw.min(sh) as f32) * 0.01).round().max(1.0) as usize;
-    let opened = open(&fill_holes(&raw), open_r);
-    let (joined, _) = bridge_gaps(&opened, 2 * guard, n / 1000);
     Ok(Segmentation {
-        mask: fill_holes(&joined),
+        mask: finish_mask(&raw),
         scale,
         evidence,
+        source: MaskSource::Colour,
     })
+}
+
+/// Margin between a mask's edge and the pixels its colour models are fitted to.
+fn guard_of(sw: usize, sh: usize) -> usize {
+    ((sw.min(sh) as f32 * 0.01).round() as usize).max(2)
+}
+
+/// The final mask from every pixel the colour models call hand: thin attachments (straps, a
+/// skin-toned object touching the hand, fingers touching along a thin line) come off; pieces
+/// that the opening, a ring or a crease cut off are joined back; holes are filled.
+fn finish_mask(raw: &Plane) -> Plane {
+    let (sw, sh) = (raw.width, raw.height);
+    let open_r = ((sw.min(sh) as f32) * 0.01).round().max(1.0) as usize;
+    let opened = open(&fill_holes(raw), open_r);
+    let (joined, _) = bridge_gaps(&opened, 2 * guard_of(sw, sh), sw * sh / 1000);
+    fill_holes(&joined)
+}
+
+/// Segmentations for a capture whose first mask the palm frame refused, when that mask may
+/// hold the hand and a background object of nearly its colour (a door, furniture, a skin-
+/// coloured blob touching the fingers): its colours are split in two by 2-means over chroma
+/// and a quarter of log-luma, and each half in turn, the brighter first (the reader lights
+/// the hand, a few centimetres away, far more than anything behind it), is taken as the hand
+/// and the other half as background. Empty when the colours do not fall into two distinct
+/// groups. The caller keeps a segmentation only if the palm frame accepts it: the hand's
+/// shape, not its colour, decides.
+fn segment_split(img: &SegImage, first: &Segmentation) -> Vec<Segmentation> {
+    let (feats, (sw, sh)) = (&img.feats, img.size());
+    let mask = &first.mask;
+    if (mask.width, mask.height) != (sw, sh) {
+        return Vec::new();
+    }
+    let guard = guard_of(sw, sh);
+    // The colours split are those the models called hand, well inside the mask: not the
+    // holes the mask's filling closed (background between fingers and the object).
+    let called_hand = |i: usize| first.evidence.as_ref().is_none_or(|e| e.data[i] > 0.0);
+    let mut core = pixels(&erode_keep_border(mask, guard), true);
+    core.retain(|&i| called_hand(i));
+    let outside = pixels(&dilate(mask, guard), false);
+    let Some(groups) = split_colours(feats, &core) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (k, source) in [(0, MaskSource::SplitBrighter), (1, MaskSource::SplitDarker)] {
+        let (hand_px, other) = (&groups[k], &groups[1 - k]);
+        let hand = HandModel::fit(feats, hand_px);
+        let bg = BackgroundModel::fit(feats, outside.iter().chain(other).copied());
+        let (Some(hand), Some(bg)) = (hand, bg) else {
+            continue;
+        };
+        let llr = log_likelihood_ratio(feats, &hand, &bg, 1);
+        let raw = threshold(&llr, 0.0);
+        if raw.data.iter().sum::<f32>() < 0.01 * (sw * sh) as f32 {
+            continue;
+        }
+        out.push(Segmentation {
+            mask: finish_mask(&raw),
+            scale: img.scale,
+            evidence: Some(llr),
+            source,
+        });
+    }
+    out
+}
+
+/// Weight of log-luma against log-chroma when splitting a mask's colours.
+const SPLIT_LUMA_WEIGHT: f32 = 0.25;
+/// Least separation of the two colour groups: distance of their means over the pooled
+/// standard deviation along the line joining them.
+const SPLIT_MIN_SEPARATION: f32 = 3.0;
+/// Least share of the pixels in each group.
+const SPLIT_MIN_SHARE: f32 = 0.1;
+
+/// 2-means of the pixels `idx` over (u, v, SPLIT_LUMA_WEIGHT * l), started from a split at
+/// the median luma; the brighter group first. `None` unless both groups hold at least
+/// SPLIT_MIN_SHARE of the pixels and lie SPLIT_MIN_SEPARATION apart.
+fn split_colours(f: &Features, idx: &[usize]) -> Option<[Vec<usize>; 2]> {
+    if idx.len() < 100 {
+        return None;
+    }
+    let at = |i: usize| [f.u[i], f.v[i], SPLIT_LUMA_WEIGHT * f.l[i]];
+    let mut lum: Vec<f32> = idx.iter().map(|&i| f.l[i]).collect();
+    let mid = lum.len() / 2;
+    let median = *lum.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let mut bright: Vec<bool> = idx.iter().map(|&i| f.l[i] > median).collect();
+    let mut centres = [[0.0f32; 3]; 2];
+    for _ in 0..10 {
+        let mut sums = [[0.0f64; 3]; 2];
+        let mut counts = [0usize; 2];
+        for (&i, &b) in idx.iter().zip(&bright) {
+            let k = (!b) as usize;
+            counts[k] += 1;
+            for (s, v) in sums[k].iter_mut().zip(at(i)) {
+                *s += v as f64;
+            }
+        }
+        if counts.contains(&0) {
+            return None;
+        }
+        for k in 0..2 {
+            centres[k] = sums[k].map(|s| (s / counts[k] as f64) as f32);
+        }
+        let d2 = |p: [f32; 3], c: [f32; 3]| (0..3).map(|j| (p[j] - c[j]).powi(2)).sum::<f32>();
+        let mut changed = false;
+        for (&i, b) in idx.iter().zip(bright.iter_mut()) {
+            let p = at(i);
+            let nb = d2(p, centres[0]) <= d2(p, centres[1]);
+            changed |= nb != *b;
+            *b = nb;
+        }
+        if !changed {
+            break;
+        }
+    }
+    // The group with the higher mean luma comes first.
+    if centres[1][2] > centres[0][2] {
+        bright.iter_mut().for_each(|b| *b = !*b);
+        centres.swap(0, 1);
+    }
+    let dir: Vec<f32> = (0..3).map(|j| centres[0][j] - centres[1][j]).collect();
+    let dist = dir.iter().map(|d| d * d).sum::<f32>().sqrt();
+    if dist < 1e-6 {
+        return None;
+    }
+    let mut groups = [Vec::new(), Vec::new()];
+    let mut var = 0.0f64;
+    for (&i, &b) in idx.iter().zip(&bright) {
+        let k = (!b) as usize;
+        let p = at(i);
+        let t: f32 = (0..3).map(|j| (p[j] - centres[k][j]) * dir[j] / dist).sum();
+        var += (t * t) as f64;
+        groups[k].push(i);
+    }
+    let sd = (var / idx.len() as f64).sqrt() as f32;
+    let share = groups[0].len().min(groups[1].len()) as f32 / idx.len() as f32;
+    (share >= SPLIT_MIN_SHARE && dist >= SPLIT_MIN_SEPARATION * sd).then_some(groups)
+}
+
+/// What [`locate`] found: the palm frame (or why there is none) and the segmentation it
+/// rests on.
+#[derive(Clone, Debug)]
+pub struct Located {
+    pub geometry: Result<HandGeometry, AcquireFailure>,
+    /// The segmentation behind `geometry`; `None` when segmentation itself refused.
+    pub segmentation: Option<Segmentation>,
+}
+
+/// Find the hand and its palm frame in a capture. The first segmentation is kept unless the
+/// frame refuses it or puts the ROI outside the capture; then the colour-split
+/// segmentations ([`segment_split`]) are tried in turn, and the first whose frame holds
+/// with its ROI inside the capture is kept. If none holds, the outcome is the first
+/// segmentation's (a refusal, or a frame whose ROI [`cut_roi`] will refuse).
+pub fn locate(capture: &Capture, cfg: &HandConfig) -> Located {
+    let img = SegImage::new(capture);
+    let first = match segment_image(&img) {
+        Ok(s) => s,
+        Err(e) => {
+            return Located {
+                geometry: Err(e),
+                segmentation: None,
+            }
+        }
+    };
+    let (w, h) = (capture.width(), capture.height());
+    let geometry = frame(first.mask.clone(), first.scale, cfg);
+    if geometry.as_ref().is_ok_and(|g| g.roi_inside(w, h)) {
+        return Located {
+            geometry,
+            segmentation: Some(first),
+        };
+    }
+    for alt in segment_split(&img, &first) {
+        if let Ok(geo) = frame(alt.mask.clone(), alt.scale, cfg) {
+            if geo.roi_inside(w, h) {
+                return Located {
+                    geometry: Ok(geo),
+                    segmentation: Some(alt),
+                };
+            }
+        }
+    }
+    Located {
+        geometry,
+        segmentation: Some(first),
+    }
 }
 
 /// 1 where the plane exceeds `t`, else 0.
@@ -680,8 +1056,11 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
     }
     // Where a sleeve, a bracelet or a shadow cuts the forearm, the cut's corners can look
     // like short fingertips. The fingers all point away from the wrist: find the direction
-    // of the fingers (the tip whose +-60 degrees hold the most tip length) and drop tips
-    // pointing backwards from it.
+    // of the fingers and drop tips pointing backwards from it. That direction is the median
+    // of the tips within +-60 degrees of the tip whose +-60 degrees hold the most tip length:
+    // that tip itself can be the index finger, with the thumb in its window, and the cut's
+    // corners are then barely more than 125 degrees from it; the median is the middle
+    // finger's (or between the middle and ring fingers'), 140 degrees and more from them.
     if tips.len() > 2 {
         let angle = |k: usize| k as f32 * step;
         let diff = |a: f32, b: f32| {
@@ -699,7 +1078,20 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
             .copied()
             .max_by(|&a, &b| weight(a).total_cmp(&weight(b)))
             .unwrap_or(0);
-        let dir = angle(best);
+        let signed = |a: f32, b: f32| (a - b + std::f32::consts::PI).rem_euclid(tau) - std::f32::consts::PI;
+        let mut near: Vec<f32> = tips
+            .iter()
+            .map(|&j| signed(angle(j), angle(best)))
+            .filter(|d| d.abs() <= 60f32.to_radians())
+            .collect();
+        near.sort_by(f32::total_cmp);
+        let m = near.len();
+        let median = if m % 2 == 1 {
+            near[m / 2]
+        } else {
+            (near[m / 2 - 1] + near[m / 2]) / 2.0
+        };
+        let dir = angle(best) + median;
         tips.retain(|&k| diff(angle(k), dir) < 125f32.to_radians());
     }
     if tips.len() < 4 || tips.len() > 5 {
@@ -869,12 +1261,7 @@ fn contour_points(mask: &Plane) -> Vec<Point> {
 /// Cut the ROI square (line channel) from the capture. Fails if the square leaves the frame.
 pub fn cut_roi(capture: &Capture, geo: &HandGeometry, pixels: usize) -> Result<Plane, AcquireFailure> {
     let [tl, tr, br, bl] = geo.roi_corners;
-    let (w, h) = (capture.width() as f32, capture.height() as f32);
-    if geo
-        .roi_corners
-        .iter()
-        .any(|p| p.x < 0.0 || p.y < 0.0 || p.x > w - 1.0 || p.y > h - 1.0)
-    {
+    if !geo.roi_inside(capture.width(), capture.height()) {
         return Err(AcquireFailure::PartlyOutOfFrame);
     }
     // Work on the bounding box only, pre-smoothed when shrinking so samples are not aliased.
@@ -1024,6 +1411,12 @@ mod tests {
     /// An open hand (palm disc, four finger capsules, a thumb) on a background of `bg`
     /// colour with grain; returns the capture and the true mask.
     fn scene(skin: [f32; 3], bg: [f32; 3], hand: bool) -> (Capture, Plane) {
+        scene_with_slab(skin, bg, hand, None)
+    }
+
+    /// [`scene`] with an object of colour `slab` behind the fingertips (a door or a piece of
+    /// furniture), which the fingers touch: x 110..330, y 0..42 (the tips reach y 32).
+    fn scene_with_slab(skin: [f32; 3], bg: [f32; 3], hand: bool, slab: Option<[f32; 3]>) -> (Capture, Plane) {
         let (w, h) = (400usize, 300usize);
         let capsule = |px: f32, py: f32, a: [f32; 2], b: [f32; 2], r: f32| {
             let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
@@ -1046,8 +1439,11 @@ mod tests {
         let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
+                let in_slab = (110..330).contains(&x) && (8..42).contains(&y);
                 let (c, v) = if truth.get(x, y) > 0.5 {
                     (skin, 0.85 + 0.1 * hash(x / 3, y / 3, 1))
+                } else if let Some(c) = slab.filter(|_| in_slab) {
+                    (c, 0.8 + 0.1 * hash(x / 2, y / 2, 4))
                 } else {
                     let grain = ((y as f32 + 6.0 * (x as f32 / 40.0).sin()) / 5.0).sin();
                     (bg, 0.8 + 0.12 * grain + 0.06 * hash(x, y / 4, 2))
@@ -1098,6 +1494,120 @@ mod tests {
         // The whole pipeline then finds the hand's frame.
         let geo = frame(seg.mask, seg.scale, &HandConfig::default()).expect("palm frame");
         assert!(geo.palm_centre.dist(Point { x: 220.0, y: 190.0 }) < 25.0);
+    }
+
+    /// A palm with two fingers: the first, slim, cut through by a ring, its tip lying two
+    /// pixels beside the second finger all along its length.
+    fn slim_ringed_finger_beside_another() -> Plane {
+        Plane::from_fn(60, 50, |x, y| {
+            let palm = (10..50).contains(&x) && (30..45).contains(&y);
+            let f1 = (12..16).contains(&x) && (3..30).contains(&y) && !(20..22).contains(&y);
+            let f2 = (18..26).contains(&x) && (3..30).contains(&y);
+            if palm || f1 || f2 {
+                1.0
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[test]
+    fn an_elongated_piece_is_joined_through_its_end_not_along_its_side() {
+        let m = slim_ringed_finger_beside_another();
+        let (plain, plain_area) = largest_component(&m);
+        assert_eq!(plain.get(14, 5), 0.0, "the tip is cut off the largest component");
+        let (joined, area) = bridge_gaps(&m, 2, 20);
+        assert_eq!(joined.get(14, 5), 1.0, "the fingertip is joined back");
+        assert_eq!(joined.get(14, 20), 1.0, "across the ring");
+        assert_eq!(joined.get(14, 21), 1.0, "across the ring");
+        // A closing of radius 2 would fill the 2-pixel gap between the fingers all along
+        // the tip; the piece is joined through its end only, so the fingers stay apart.
+        for y in 3..20 {
+            assert_eq!(joined.get(17, y), 0.0, "finger gap at y {y}");
+        }
+        for y in 3..16 {
+            assert_eq!(joined.get(16, y), 0.0, "finger gap at y {y}");
+        }
+        // What is added is the tip (4 x 17) and a strip across the ring at most a pixel
+        // wider than the finger on each side, nothing outside it.
+        for y in 0..50 {
+            for x in (0..11).chain(17..60) {
+                assert_eq!(
+                    joined.get(x, y),
+                    plain.get(x, y),
+                    "added outside the strip at ({x}, {y})"
+                );
+            }
+        }
+        assert!(area >= plain_area + 4 * 17 + 4 * 2, "area {area}");
+    }
+
+    /// Colour features of a 40 x 40 image whose left half is `left` and right half `right`,
+    /// each with a little noise (a sum of four hashes: roughly Gaussian, as real colour
+    /// noise is).
+    fn two_colour_features(left: [f32; 3], right: [f32; 3]) -> Features {
+        let noise =
+            |x: usize, y: usize, k: usize| (0..4).map(|j| hash(x, y, 4 * k + j)).sum::<f32>() / 4.0 - 0.5;
+        let plane = |k: usize| {
+            Plane::from_fn(40, 40, |x, y| {
+                let c = if x < 20 { left[k] } else { right[k] };
+                (c * (1.0 + 0.06 * noise(x, y, 0)) + 0.01 * noise(x, y, k + 1)).clamp(0.0, 1.0)
+            })
+        };
+        Features::new(&plane(0), &plane(1), &plane(2))
+    }
+
+    #[test]
+    fn colours_split_into_two_groups_brighter_first_only_when_they_are_two() {
+        let all: Vec<usize> = (0..40 * 40).collect();
+        // Lit skin against a dimmer, more saturated brown of nearly its hue.
+        let f = two_colour_features(SKIN, [0.5, 0.33, 0.2]);
+        let [bright, dark] = split_colours(&f, &all).expect("two colour groups");
+        assert!(
+            bright.iter().all(|&i| i % 40 < 20),
+            "the brighter group is the skin half"
+        );
+        assert!(
+            dark.iter().all(|&i| i % 40 >= 20),
+            "the darker group is the brown half"
+        );
+        assert_eq!((bright.len(), dark.len()), (800, 800));
+        // One colour with noise is not split, nor are too few pixels.
+        assert!(split_colours(&two_colour_features(SKIN, SKIN), &all).is_none());
+        assert!(split_colours(&f, &all[..60]).is_none());
+    }
+
+    #[test]
+    fn locate_splits_a_mask_that_holds_the_hand_and_a_skin_hued_object_it_touches() {
+        const DARK: [f32; 3] = [0.12, 0.12, 0.13];
+        // The skin's own hue at 60% of its brightness: the reader lights the hand, not the door.
+        const DOOR: [f32; 3] = [0.5, 0.36, 0.3];
+        let (capture, truth) = scene_with_slab(SKIN, DARK, true, Some(DOOR));
+        let cfg = HandConfig::default();
+        // The premise: the first segmentation takes the door for hand, and the palm frame
+        // cannot be found in the joined shape (or its ROI leaves the capture).
+        let first = segment_detailed(&capture).expect("skin-coloured pixels are found");
+        let at = |v: f32| (v / first.scale).round() as usize;
+        let on_door = first.mask.get(at(130.0), at(10.0));
+        let framed = frame(first.mask.clone(), first.scale, &cfg);
+        assert!(on_door > 0.5, "the first mask includes the door");
+        assert!(
+            framed.map_or(true, |g| !g.roi_inside(capture.width(), capture.height())),
+            "the first mask is framed"
+        );
+        let found = locate(&capture, &cfg);
+        let seg = found.segmentation.expect("a segmentation");
+        assert_eq!(seg.source, MaskSource::SplitBrighter);
+        let truth_small = truth.resize_area(seg.mask.width, seg.mask.height);
+        let overlap = iou(&seg.mask, &truth_small);
+        assert!(overlap > 0.9, "IoU with the true hand {overlap}");
+        let geo = found.geometry.expect("palm frame on the split mask");
+        assert!(geo.palm_centre.dist(Point { x: 220.0, y: 190.0 }) < 25.0);
+        // Without the door, the first segmentation is kept.
+        let (plain, _) = scene(SKIN, DARK, true);
+        let kept = locate(&plain, &cfg);
+        assert_eq!(kept.segmentation.map(|s| s.source), Some(MaskSource::Colour));
+        assert!(kept.geometry.is_ok());
     }
 
     #[test]

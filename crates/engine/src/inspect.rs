@@ -136,15 +136,13 @@ impl Engine {
         let mut pictures = Vec::new();
         let mut add = |name: String, image: RgbImage| pictures.push(Picture { name, image });
         add("00_capture".into(), capture_rgb(capture));
-        if let Some(m) = &trace.hand_mask {
-            add("01_hand_mask".into(), grey(m, m.to_u8_range(0.0, 1.0)));
-        }
-        if input == InputKind::Hand {
+        if let Some(s) = &trace.segmentation {
+            add("01_hand_mask".into(), grey(&s.mask, s.mask.to_u8_range(0.0, 1.0)));
             // The colour models' evidence behind the mask: white = hand, black = background.
-            if let Ok(Some(e)) = crate::hand::segment_detailed(capture).map(|s| s.evidence) {
+            if let Some(e) = &s.evidence {
                 add(
                     "01_hand_evidence".into(),
-                    grey(&e, e.to_u8_range(-colour::LLR_BG_CLAMP, colour::LLR_HAND_CLAMP)),
+                    grey(e, e.to_u8_range(-colour::LLR_BG_CLAMP, colour::LLR_HAND_CLAMP)),
                 );
             }
         }

@@ -1,5 +1,6 @@
 //! `openpalm inspect IMAGE --out DIR`: every intermediate product of one extraction as a PNG,
-//! plus `summary.json` with the outcome, the quality components and the hand geometry.
+//! plus `summary.json` with the outcome, the quality components and the hand geometry (with
+//! which colour models made the hand mask).
 
 use anyhow::Context;
 use openpalm_engine::{decode, Engine, InputKind};
@@ -37,8 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "coverage": q.coverage, "sharpness": q.sharpness, "texture": q.texture,
         })
     });
+    let mask_source = inspection.trace.segmentation.as_ref().map(|s| s.source.name());
     let hand = inspection.trace.hand.as_ref().map(|h| {
         json!({
+            "mask_source": mask_source,
             "handedness": format!("{:?}", h.handedness).to_lowercase(),
             "palm_centre": [h.palm_centre.x, h.palm_centre.y],
             "palm_radius": h.palm_radius,
