@@ -35,7 +35,8 @@ pub struct Point {
 }
 
 impl Point {
-    fn dist(self, o: Point) -> f32 {
+    /// Euclidean distance.
+    pub fn dist(self, o: Point) -> f32 {
         ((self.x - o.x).powi(2) + (self.y - o.y).powi(2)).sqrt()
     }
 }
@@ -93,6 +94,15 @@ pub struct HandConfig {
     pub centre_weight: f32,
     /// Weight of the palm radius (vs the valley spacing) in the frame's scale.
     pub radius_weight: f32,
+    /// Largest ratio of the two gaps between neighbouring finger valleys (index-middle to
+    /// middle-ring, middle-ring to ring-little). coep-hands-dev: at most 1.35.
+    pub max_valley_unevenness: f32,
+    /// Largest distance between the outer finger valleys, in palm radii (the palm's
+    /// inscribed radius). coep-hands-dev: at most 1.13.
+    pub max_valley_span: f32,
+    /// Largest distance from the ROI's centre to the palm centre, in palm radii.
+    /// coep-hands-dev: at most 0.70.
+    pub max_roi_offset: f32,
 }
 
 impl Default for HandConfig {
@@ -104,6 +114,9 @@ impl Default for HandConfig {
             min_palm_radius: 0.05,
             centre_weight: 0.5,
             radius_weight: 0.0,
+            max_valley_unevenness: 1.5,
+            max_valley_span: 1.36,
+            max_roi_offset: 1.0,
         }
     }
 }
@@ -1094,19 +1107,23 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
         let dir = angle(best) + median;
         tips.retain(|&k| diff(angle(k), dir) < 125f32.to_radians());
     }
-    if tips.len() < 4 || tips.len() > 5 {
-        // More hand on the frame's edge than an arm accounts for: fingers are out of frame.
+    // Why the fingers cannot be told apart: more hand on the frame's edge than an arm
+    // accounts for means fingers are out of frame; otherwise they are not spread.
+    let fingers_failure = || {
         let on_edge = (0..sw)
             .filter(|&x| hand.get(x, 0) > 0.5 || hand.get(x, sh - 1) > 0.5)
             .count()
             + (0..sh)
                 .filter(|&y| hand.get(0, y) > 0.5 || hand.get(sw - 1, y) > 0.5)
                 .count();
-        return Err(if on_edge as f32 > 2.5 * rmax {
+        if on_edge as f32 > 2.5 * rmax {
             AcquireFailure::PartlyOutOfFrame
         } else {
             AcquireFailure::FingersNotSpread
-        });
+        }
+    };
+    if tips.len() < 4 || tips.len() > 5 {
+        return Err(fingers_failure());
     }
     // Order the tips starting after the widest angular gap (the wrist side), so the sequence
     // runs thumb..little or little..thumb.
@@ -1159,6 +1176,14 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
     if d < 0.4 * rmax {
         return Err(AcquireFailure::FingersNotSpread);
     }
+    // The valleys of a hand's four fingers are about evenly spaced, and no further apart
+    // than its palm is wide. Where a finger went unseen (it touches its neighbour, a ring
+    // cuts it, or it runs into the frame) and the thumb was taken for a finger, one gap
+    // is the thumb's, far wider than the others, and the span is too.
+    let (g1, g2) = (valleys[0].dist(valleys[1]), valleys[1].dist(valleys[2]));
+    if g1.max(g2) > cfg.max_valley_unevenness * g1.min(g2) || d > cfg.max_valley_span * rmax {
+        return Err(fingers_failure());
+    }
     let mid = Point {
         x: (p1.x + p3.x) / 2.0,
         y: (p1.y + p3.y) / 2.0,
@@ -1209,6 +1234,17 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
         corner(side / 2.0, off + side),
         corner(-side / 2.0, off + side),
     ];
+    // The ROI is the palm's centre: a frame that puts it far from the palm's thickest
+    // point was built on the wrong fingers.
+    let roi_centre = corner(0.0, off + side / 2.0);
+    let offset = Point {
+        x: roi_centre.x / scale,
+        y: roi_centre.y / scale,
+    }
+    .dist(centre);
+    if offset > cfg.max_roi_offset * rmax {
+        return Err(fingers_failure());
+    }
     let up = |p: Point| Point {
         x: p.x * scale,
         y: p.y * scale,
@@ -1608,6 +1644,48 @@ mod tests {
         let kept = locate(&plain, &cfg);
         assert_eq!(kept.segmentation.map(|s| s.source), Some(MaskSource::Colour));
         assert!(kept.geometry.is_ok());
+    }
+
+    #[test]
+    fn a_frame_built_on_the_thumb_for_a_missing_finger_is_refused() {
+        let (_, truth) = scene(SKIN, WOOD, true);
+        let cfg = HandConfig::default();
+        let full = frame(truth.clone(), 1.0, &cfg).expect("the whole hand is framed");
+        assert!(full.palm_centre.dist(Point { x: 220.0, y: 190.0 }) < 25.0);
+        // The middle finger (the capsule from (202.5, 160) to (195, 45)) is taken away
+        // outside the palm disc, as if it were hidden: the thumb and three fingers are left.
+        let middle = |x: f32, y: f32| {
+            let (a, b) = ([202.5f32, 160.0f32], [195.0f32, 45.0f32]);
+            let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+            let t = (((x - a[0]) * dx + (y - a[1]) * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+            (x - a[0] - t * dx).powi(2) + (y - a[1] - t * dy).powi(2) < 14.0f32.powi(2)
+        };
+        let palm = |x: f32, y: f32| (x - 220.0).powi(2) + (y - 190.0).powi(2) < 60.0f32.powi(2);
+        let mut hidden = truth.clone();
+        for y in 0..truth.height {
+            for x in 0..truth.width {
+                let (fx, fy) = (x as f32, y as f32);
+                if middle(fx, fy) && !palm(fx, fy) {
+                    hidden.set(x, y, 0.0);
+                }
+            }
+        }
+        // The premise: without the plausibility checks, a frame is built on the thumb.
+        let unchecked = HandConfig {
+            max_valley_unevenness: f32::INFINITY,
+            max_valley_span: f32::INFINITY,
+            max_roi_offset: f32::INFINITY,
+            ..cfg.clone()
+        };
+        let wrong = frame(hidden.clone(), 1.0, &unchecked).expect("a frame on the wrong fingers");
+        let moved = wrong.valleys[0]
+            .dist(full.valleys[0])
+            .max(wrong.valleys[2].dist(full.valleys[2]));
+        assert!(moved > 20.0, "the valleys moved by {moved} px");
+        assert_eq!(
+            frame(hidden, 1.0, &cfg).map(|_| ()),
+            Err(AcquireFailure::FingersNotSpread)
+        );
     }
 
     #[test]
