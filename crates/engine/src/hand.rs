@@ -773,43 +773,37 @@ fn finish_mask(raw: &Plane) -> Plane {
 /// and the other half as background. Empty when the colours do not fall into two distinct
 /// groups. The caller keeps a segmentation only if the palm frame accepts it: the hand's
 /// shape, not its colour, decides.
-fn segment_split(img: &SegImage, first: &Segmentation) -> Vec<Segmentation> {
+fn segment_split<'a>(img: &'a SegImage, first: &Segmentation) -> impl Iterator<Item = Segmentation> + 'a {
     let (feats, (sw, sh)) = (&img.feats, img.size());
     let mask = &first.mask;
-    if (mask.width, mask.height) != (sw, sh) {
-        return Vec::new();
-    }
     let guard = guard_of(sw, sh);
-    // The colours split are those the models called hand, well inside the mask: not the
-    // holes the mask's filling closed (background between fingers and the object).
-    let called_hand = |i: usize| first.evidence.as_ref().is_none_or(|e| e.data[i] > 0.0);
-    let mut core = pixels(&erode_keep_border(mask, guard), true);
-    core.retain(|&i| called_hand(i));
-    let outside = pixels(&dilate(mask, guard), false);
-    let Some(groups) = split_colours(feats, &core) else {
-        return Vec::new();
+    let split = if (mask.width, mask.height) == (sw, sh) {
+        // The colours split are those the models called hand, well inside the mask: not
+        // the holes the mask's filling closed (background between fingers and the object).
+        let called_hand = |i: usize| first.evidence.as_ref().is_none_or(|e| e.data[i] > 0.0);
+        let mut core = pixels(&erode_keep_border(mask, guard), true);
+        core.retain(|&i| called_hand(i));
+        split_colours(feats, &core).map(|groups| (groups, pixels(&dilate(mask, guard), false)))
+    } else {
+        None
     };
-    let mut out = Vec::new();
-    for (k, source) in [(0, MaskSource::SplitBrighter), (1, MaskSource::SplitDarker)] {
-        let (hand_px, other) = (&groups[k], &groups[1 - k]);
-        let hand = HandModel::fit(feats, hand_px);
-        let bg = BackgroundModel::fit(feats, outside.iter().chain(other).copied());
-        let (Some(hand), Some(bg)) = (hand, bg) else {
-            continue;
-        };
-        let llr = log_likelihood_ratio(feats, &hand, &bg, 1);
-        let raw = threshold(&llr, 0.0);
-        if raw.data.iter().sum::<f32>() < 0.01 * (sw * sh) as f32 {
-            continue;
-        }
-        out.push(Segmentation {
-            mask: finish_mask(&raw),
-            scale: img.scale,
-            evidence: Some(llr),
-            source,
-        });
-    }
-    out
+    // Each split is made only when the one before it did not hold.
+    let sources = [MaskSource::SplitBrighter, MaskSource::SplitDarker];
+    split.into_iter().flat_map(move |(groups, outside)| {
+        (0..2).filter_map(move |k| {
+            let (hand_px, other) = (&groups[k], &groups[1 - k]);
+            let hand = HandModel::fit(feats, hand_px)?;
+            let bg = BackgroundModel::fit(feats, outside.iter().chain(other).copied())?;
+            let llr = log_likelihood_ratio(feats, &hand, &bg, 1);
+            let raw = threshold(&llr, 0.0);
+            (raw.data.iter().sum::<f32>() >= 0.01 * (sw * sh) as f32).then(|| Segmentation {
+                mask: finish_mask(&raw),
+                scale: img.scale,
+                evidence: Some(llr),
+                source: sources[k],
+            })
+        })
+    })
 }
 
 /// Weight of log-luma against log-chroma when splitting a mask's colours.
@@ -1400,17 +1394,18 @@ mod tests {
     /// A palm (rectangle) with three fingers: the first cut through by a 2-pixel band (a
     /// ring), the other two 2 pixels apart along their length.
     fn ringed_hand() -> Plane {
-        Plane::from_fn(60, 50, |x, y| {
+        binary(60, 50, |x, y| {
             let palm = (10..50).contains(&x) && (25..45).contains(&y);
             let f1 = (12..20).contains(&x) && (3..25).contains(&y) && !(12..14).contains(&y);
             let f2 = (26..34).contains(&x) && (3..25).contains(&y);
             let f3 = (36..44).contains(&x) && (3..25).contains(&y);
-            if palm || f1 || f2 || f3 {
-                1.0
-            } else {
-                0.0
-            }
+            palm || f1 || f2 || f3
         })
+    }
+
+    /// A 0/1 mask: 1 where `f` holds.
+    fn binary(w: usize, h: usize, f: impl Fn(usize, usize) -> bool) -> Plane {
+        Plane::from_fn(w, h, |x, y| if f(x, y) { 1.0 } else { 0.0 })
     }
 
     #[test]
@@ -1535,15 +1530,11 @@ mod tests {
     /// A palm with two fingers: the first, slim, cut through by a ring, its tip lying two
     /// pixels beside the second finger all along its length.
     fn slim_ringed_finger_beside_another() -> Plane {
-        Plane::from_fn(60, 50, |x, y| {
+        binary(60, 50, |x, y| {
             let palm = (10..50).contains(&x) && (30..45).contains(&y);
             let f1 = (12..16).contains(&x) && (3..30).contains(&y) && !(20..22).contains(&y);
             let f2 = (18..26).contains(&x) && (3..30).contains(&y);
-            if palm || f1 || f2 {
-                1.0
-            } else {
-                0.0
-            }
+            palm || f1 || f2
         })
     }
 
