@@ -127,6 +127,9 @@ pub struct Comparison {
     pub impostor_sd_rel: f64,
     /// Histogram overlap of the two genuine distributions.
     pub genuine_overlap: f64,
+    /// Histogram overlap of the two impostor distributions: a check on their shape, which
+    /// equal means and sds do not make (two modes can average to one).
+    pub impostor_overlap: f64,
     /// Synthetic genuine pairs scoring at or below the highest synthetic impostor.
     pub synth_genuine_below_max_impostor: usize,
 }
@@ -146,6 +149,7 @@ impl Comparison {
             impostor_mean_rel: rel(si.mean, ri.mean),
             impostor_sd_rel: rel(si.sd, ri.sd),
             genuine_overlap: overlap(&real.genuine, &synth.genuine),
+            impostor_overlap: overlap(&real.impostor, &synth.impostor),
             synth_genuine_below_max_impostor: synth.genuine.iter().filter(|&&g| g <= si.max).count(),
         }
     }
@@ -180,6 +184,10 @@ impl Comparison {
         s += &format!(
             "genuine histogram overlap (sum of bin minima, 1 = identical): {:.2}\n",
             self.genuine_overlap
+        );
+        s += &format!(
+            "impostor histogram overlap (the shape, not a bar): {:.2}\n",
+            self.impostor_overlap
         );
         s += &format!(
             "synthetic genuine pairs at or below the highest synthetic impostor ({:.3}): {} of {}\n",
@@ -301,6 +309,30 @@ mod tests {
             impostor: vec![0.2, 0.2],
         };
         assert!(!Comparison::new(&real, &far).meets_bar(), "sd 0 vs 0.1");
+    }
+
+    #[test]
+    fn impostor_overlap_sees_two_modes_that_equal_mean_and_sd_do_not() {
+        // One mode against two with the same mean (0.151) and sd (0.0354).
+        let genuine = vec![0.7];
+        let real = ScoreSet {
+            genuine: genuine.clone(),
+            impostor: vec![0.101, 0.151, 0.151, 0.201],
+        };
+        let two_modes = ScoreSet {
+            genuine,
+            impostor: vec![0.1156, 0.1156, 0.1864, 0.1864],
+        };
+        let c = Comparison::new(&real, &two_modes);
+        assert!(
+            c.meets_bar(),
+            "mean {} sd {}",
+            c.impostor_mean_rel,
+            c.impostor_sd_rel
+        );
+        // Only the lower mode's bin [0.10, 0.12) is shared: a quarter of the real mass.
+        assert!((c.impostor_overlap - 0.25).abs() < 1e-9, "{}", c.impostor_overlap);
+        assert!((Comparison::new(&real, &real).impostor_overlap - 1.0).abs() < 1e-9);
     }
 
     #[test]
