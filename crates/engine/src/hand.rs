@@ -1117,14 +1117,13 @@ pub fn frame(hand: Plane, scale: f32, cfg: &HandConfig) -> Result<HandGeometry, 
         corner(-side / 2.0, off + side),
     ];
     // The ROI is the palm's centre: a frame that puts it far from the palm's thickest
-    // point was built on the wrong fingers.
-    let roi_centre = corner(0.0, off + side / 2.0);
-    let offset = Point {
-        x: roi_centre.x / scale,
-        y: roi_centre.y / scale,
-    }
-    .dist(centre);
-    if offset > cfg.max_roi_offset * rmax {
+    // point was built on the wrong fingers (segmentation pixels, as `centre` and `rmax`).
+    let down = off + side / 2.0;
+    let roi_centre = Point {
+        x: mid.x + uy.0 * down,
+        y: mid.y + uy.1 * down,
+    };
+    if roi_centre.dist(centre) > cfg.max_roi_offset * rmax {
         return Err(fingers_failure());
     }
     let up = |p: Point| Point {

@@ -18,7 +18,6 @@ use openpalm_engine::{AcquireFailure, Engine, InputKind, Trace};
 use openpalm_synth::{Background, Band, Difficulty, Generator, Kind};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Parser)]
 struct Args {
@@ -75,12 +74,13 @@ fn run(engine: &Engine, d: Difficulty, seed: u64, ids: u64, samples: usize, keep
             .expect("valid template"),
     );
     bar.set_message("captures");
-    let split_count = AtomicUsize::new(0);
-    let results: Vec<(&'static str, Option<Failure>)> = (0..ids)
+    // Per capture: its background, its failure if any, and whether it was acquired on a
+    // colour-split mask.
+    let results: Vec<(&'static str, Option<Failure>, bool)> = (0..ids)
         .into_par_iter()
         .flat_map_iter(|i| {
             let p = g.identity_for(i, &[Band::Visible]);
-            let (g, bar, split_count) = (&g, &bar, &split_count);
+            let (g, bar) = (&g, &bar);
             (0..samples)
                 .map(move |k| {
                     let s = g.sample(i, k, samples);
@@ -89,9 +89,6 @@ fn run(engine: &Engine, d: Difficulty, seed: u64, ids: u64, samples: usize, keep
                     let outcome = engine.extract_traced(&img.to_capture(), InputKind::Hand, &mut trace);
                     let split =
                         outcome.is_ok() && trace.segmentation.is_some_and(|s| s.source != MaskSource::Colour);
-                    if split {
-                        split_count.fetch_add(1, Ordering::Relaxed);
-                    }
                     let failure = outcome.err().map(|e| Failure {
                         identity: i,
                         sample: k,
@@ -101,7 +98,7 @@ fn run(engine: &Engine, d: Difficulty, seed: u64, ids: u64, samples: usize, keep
                         png: keep_png.then(|| img.encode_png().ok()).flatten(),
                     });
                     bar.inc(1);
-                    (s.background.name(), failure)
+                    (s.background.name(), failure, split)
                 })
                 .collect::<Vec<_>>()
         })
@@ -109,7 +106,8 @@ fn run(engine: &Engine, d: Difficulty, seed: u64, ids: u64, samples: usize, keep
     bar.finish_and_clear();
     let mut m = Outcomes::new();
     let mut failures = Vec::new();
-    for (bg, f) in results {
+    let acquired_by_split = results.iter().filter(|r| r.2).count();
+    for (bg, f, _) in results {
         let code = f.as_ref().map_or("ok".to_string(), |f| f.reason.clone());
         *m.entry(bg).or_default().entry(code).or_insert(0) += 1;
         failures.extend(f);
@@ -117,7 +115,7 @@ fn run(engine: &Engine, d: Difficulty, seed: u64, ids: u64, samples: usize, keep
     Ok(Run {
         outcomes: m,
         failures,
-        acquired_by_split: split_count.into_inner(),
+        acquired_by_split,
     })
 }
 

@@ -14,6 +14,9 @@ use super::{
 /// and the other half as background. Empty when the colours do not fall into two distinct
 /// groups. The caller keeps a segmentation only if the palm frame accepts it: the hand's
 /// shape, not its colour, decides.
+///
+/// `first` is the segmentation [`super::segment_image`] made of `img`, so its mask has
+/// `img`'s size.
 pub(super) fn segment_split<'a>(
     img: &'a SegImage,
     first: &Segmentation,
@@ -21,16 +24,12 @@ pub(super) fn segment_split<'a>(
     let (feats, (sw, sh)) = (&img.feats, img.size());
     let mask = &first.mask;
     let guard = guard_of(sw, sh);
-    let split = if (mask.width, mask.height) == (sw, sh) {
-        // The colours split are those the models called hand, well inside the mask: not
-        // the holes the mask's filling closed (background between fingers and the object).
-        let called_hand = |i: usize| first.evidence.as_ref().is_none_or(|e| e.data[i] > 0.0);
-        let mut core = pixels(&erode_keep_border(mask, guard), true);
-        core.retain(|&i| called_hand(i));
-        split_colours(feats, &core).map(|groups| (groups, pixels(&dilate(mask, guard), false)))
-    } else {
-        None
-    };
+    // The colours split are those the models called hand, well inside the mask: not the
+    // holes the mask's filling closed (background between fingers and the object).
+    let called_hand = |i: usize| first.evidence.as_ref().is_none_or(|e| e.data[i] > 0.0);
+    let mut core = pixels(&erode_keep_border(mask, guard), true);
+    core.retain(|&i| called_hand(i));
+    let split = split_colours(feats, &core).map(|groups| (groups, pixels(&dilate(mask, guard), false)));
     // Each split is made only when the one before it did not hold.
     let sources = [MaskSource::SplitBrighter, MaskSource::SplitDarker];
     split.into_iter().flat_map(move |(groups, outside)| {
