@@ -288,4 +288,34 @@ impl Client {
         )
         .await
     }
+
+    /// A palm at an entry gate of `event_id`: admit or deny.
+    pub async fn enter(
+        &self,
+        event_id: &str,
+        input: &str,
+        capture: &SealedCaptureWire,
+    ) -> Result<Answer, DeviceError> {
+        self.post(
+            "/v1/entries",
+            &json!({"event_id": event_id, "input": input, "capture": capture}),
+            None,
+        )
+        .await
+    }
+
+    /// A palm at an exit gate of `event_id`.
+    pub async fn exit(
+        &self,
+        event_id: &str,
+        input: &str,
+        capture: &SealedCaptureWire,
+    ) -> Result<Answer, DeviceError> {
+        self.post(
+            "/v1/exits",
+            &json!({"event_id": event_id, "input": input, "capture": capture}),
+            None,
+        )
+        .await
+    }
 }

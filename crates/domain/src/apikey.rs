@@ -49,16 +49,20 @@ pub enum Scope {
     People,
     /// Register, list and delete webhook endpoints.
     Webhooks,
+    /// Create events, issue, transfer and cancel tickets, override lane decisions, read
+    /// entry counts.
+    Events,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Keys,
         Scope::Devices,
         Scope::Enroll,
         Scope::Identify,
         Scope::People,
         Scope::Webhooks,
+        Scope::Events,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -69,6 +73,7 @@ impl Scope {
             Scope::Identify => "identify",
             Scope::People => "people",
             Scope::Webhooks => "webhooks",
+            Scope::Events => "events",
         }
     }
 }
@@ -77,7 +82,9 @@ impl std::str::FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scope::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            format!("unknown scope {s:?}: expected keys, devices, enroll, identify, people or webhooks")
+            format!(
+                "unknown scope {s:?}: expected keys, devices, enroll, identify, people, webhooks or events"
+            )
         })
     }
 }

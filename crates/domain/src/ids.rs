@@ -21,6 +21,11 @@ pub mod prefix {
     pub const ENROLLMENT: &str = "enr";
     pub const WEBHOOK_ENDPOINT: &str = "whe";
     pub const EVENT: &str = "msg";
+    /// A venue event (not a webhook event).
+    pub const VENUE_EVENT: &str = "evt";
+    pub const TICKET: &str = "tkt";
+    /// One decision at a lane.
+    pub const PASSAGE: &str = "ent";
 }
 
 /// What a reader is for.

@@ -11,10 +11,12 @@
 //! - [`decision`]: match / no match / ambiguous from a ranked candidate list.
 //! - [`model`]: the records the service keeps (business, device, person, consent, link,
 //!   match log entry, webhook endpoint, outbox event).
+//! - [`entry`]: venue entry: events, tickets, the gate's admit / deny rules and their reasons.
 //! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
 pub mod apikey;
 pub mod decision;
+pub mod entry;
 pub mod ids;
 pub mod keys;
 pub mod model;

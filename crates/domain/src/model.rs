@@ -195,6 +195,10 @@ pub struct MatchLogEntry {
     pub at: i64,
     pub decision: Decision,
     pub score: f32,
+    /// For a lane decision: the venue event.
+    pub event_id: Option<String>,
+    /// For a lane decision: `admit`, `exit` or `deny:<reason>`.
+    pub outcome: Option<String>,
 }
 
 /// A business's webhook endpoint.

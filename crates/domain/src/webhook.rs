@@ -6,8 +6,8 @@
 //! with the endpoint's secret (`whsec_` + base64 of 32 random bytes, shown once when the
 //! endpoint is registered). The body is `{"type", "timestamp", "data"}`.
 //!
-//! Events: `person.linked`, `person.unlinked`, `person.deleted`; each names the person by the
-//! receiving business's own pseudonymous ID only.
+//! Events: `person.linked`, `person.unlinked`, `person.deleted`, `entry.admitted`,
+//! `entry.denied`; each names the person by the receiving business's own pseudonymous ID only.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -33,13 +33,21 @@ pub enum EventType {
     PersonUnlinked,
     #[serde(rename = "person.deleted")]
     PersonDeleted,
+    /// A palm lane (or an attendant) admitted a ticket holder.
+    #[serde(rename = "entry.admitted")]
+    EntryAdmitted,
+    /// A palm lane (or an attendant) refused entry, with the reason.
+    #[serde(rename = "entry.denied")]
+    EntryDenied,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 5] = [
         EventType::PersonLinked,
         EventType::PersonUnlinked,
         EventType::PersonDeleted,
+        EventType::EntryAdmitted,
+        EventType::EntryDenied,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -47,6 +55,8 @@ impl EventType {
             EventType::PersonLinked => "person.linked",
             EventType::PersonUnlinked => "person.unlinked",
             EventType::PersonDeleted => "person.deleted",
+            EventType::EntryAdmitted => "entry.admitted",
+            EventType::EntryDenied => "entry.denied",
         }
     }
 }
@@ -58,7 +68,9 @@ impl std::str::FromStr for EventType {
             .into_iter()
             .find(|e| e.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown event type {s:?}: expected person.linked, person.unlinked or person.deleted")
+                format!(
+                    "unknown event type {s:?}: expected person.linked, person.unlinked, person.deleted, entry.admitted or entry.denied"
+                )
             })
     }
 }

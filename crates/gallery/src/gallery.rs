@@ -523,6 +523,29 @@ impl Gallery {
         self.search(probe, k, Some(scope), false)
     }
 
+    /// Whether `scope` was resolved against the gallery as it is now (no change since).
+    pub fn is_current(&self, scope: &Scope) -> bool {
+        scope.gallery_id == self.id && scope.epoch == self.epoch
+    }
+
+    /// [`Gallery::identify_in`] on a shared scope: many searches of one scope run at once.
+    /// A scope resolved before the gallery last changed is resolved again for this search
+    /// only (keep it current with [`Gallery::is_current`] and [`Gallery::scope`]).
+    pub fn identify_within(
+        &self,
+        scope: &Scope,
+        probe: &Template,
+        k: usize,
+    ) -> Result<Vec<Candidate>, GalleryError> {
+        if self.is_current(scope) {
+            self.search(probe, k, Some(scope), false)
+        } else {
+            let mut fresh = scope.clone();
+            self.refresh(&mut fresh);
+            self.search(probe, k, Some(&fresh), false)
+        }
+    }
+
     /// [`Gallery::identify_exact`] within a scope.
     pub fn identify_in_exact(
         &self,

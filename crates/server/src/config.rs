@@ -21,6 +21,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A match is ambiguous when another person scores within this of the best.
     pub ambiguity_margin: f32,
+    /// At a palm lane, a match among an event's ticket holders scoring below this is checked
+    /// against every member of the business too: when someone outside the event scores as
+    /// well (within `ambiguity_margin`) or better, the lane answers `ambiguous` rather than
+    /// admit a look-alike on a holder's ticket. 0 turns the check off.
+    pub lane_confirm_below: f32,
     /// Accept `http://` webhook URLs (default: `https://` only; for local development).
     pub webhook_allow_http: bool,
     /// Delay before the first webhook retry, milliseconds; each further retry doubles it (at
@@ -47,6 +52,7 @@ impl Default for Config {
             admin_token: None,
             max_body_bytes: 8 * 1024 * 1024,
             ambiguity_margin: 0.03,
+            lane_confirm_below: 0.6,
             webhook_allow_http: false,
             webhook_retry_base_ms: 5_000,
             // 5 s, 10 s, 20 s, ... then every 6 h: the last attempt about 30 h after the first.
@@ -66,6 +72,7 @@ struct FileConfig {
     admin_token: Option<String>,
     max_body_bytes: Option<usize>,
     ambiguity_margin: Option<f32>,
+    lane_confirm_below: Option<f32>,
     webhook_allow_http: Option<bool>,
     webhook_retry_base_ms: Option<u64>,
     webhook_max_attempts: Option<u32>,
@@ -139,6 +146,7 @@ impl Config {
             if let Some(v) = f.ambiguity_margin {
                 c.ambiguity_margin = v;
             }
+            c.lane_confirm_below = f.lane_confirm_below.unwrap_or(c.lane_confirm_below);
             c.webhook_allow_http = f.webhook_allow_http.unwrap_or(c.webhook_allow_http);
             c.webhook_retry_base_ms = f.webhook_retry_base_ms.unwrap_or(c.webhook_retry_base_ms);
             c.webhook_max_attempts = f.webhook_max_attempts.unwrap_or(c.webhook_max_attempts);
@@ -155,6 +163,9 @@ impl Config {
                 }
                 "OPENPALM_AMBIGUITY_MARGIN" => {
                     c.ambiguity_margin = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.03"))?
+                }
+                "OPENPALM_LANE_CONFIRM_BELOW" => {
+                    c.lane_confirm_below = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.6"))?
                 }
                 "OPENPALM_WEBHOOK_ALLOW_HTTP" => {
                     c.webhook_allow_http = v.parse().map_err(|_| invalid(&k, &v, "expected true or false"))?
@@ -231,6 +242,13 @@ impl Config {
                 "ambiguity_margin",
                 self.ambiguity_margin,
                 "must be between 0 and 0.5",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.lane_confirm_below) {
+            return Err(invalid(
+                "lane_confirm_below",
+                self.lane_confirm_below,
+                "must be between 0 and 1",
             ));
         }
         if !(10..=WEBHOOK_MAX_DELAY_MS).contains(&self.webhook_retry_base_ms) {

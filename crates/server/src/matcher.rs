@@ -12,7 +12,7 @@ use openpalm_domain::ids::HandSide;
 use openpalm_engine::{MatchConfig, Template};
 use openpalm_gallery::{Gallery, GalleryError, Hand, Key, Layout};
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 
 /// A person's best score against a probe.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,9 +60,10 @@ fn hand(side: HandSide) -> Hand {
 #[derive(Default)]
 struct ScopeEntry {
     persons: HashSet<u64>,
-    /// Resolved on first search after a change of members; the gallery re-resolves it
-    /// itself after the gallery changes. Searches of one scope take turns on this lock.
-    resolved: Mutex<Option<openpalm_gallery::Scope>>,
+    /// Resolved on the first search after a change of members or of the gallery, then
+    /// shared: searches of one scope (every gate of an event) run side by side, holding the
+    /// lock only to clone the `Arc`.
+    resolved: RwLock<Option<Arc<openpalm_gallery::Scope>>>,
 }
 
 /// [`Matcher`] over `openpalm_gallery::Gallery`.
@@ -156,9 +157,29 @@ impl Matcher for GalleryMatcher {
                 let Some(entry) = self.scopes.get(name) else {
                     return Ok(Vec::new());
                 };
-                let mut resolved = entry.resolved.lock().unwrap_or_else(|e| e.into_inner());
-                let s = resolved.get_or_insert_with(|| self.gallery.scope(entry.persons.iter().copied()));
-                self.gallery.identify_in(s, probe, k)?
+                let current = entry
+                    .resolved
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .filter(|s| self.gallery.is_current(s))
+                    .cloned();
+                let s = match current {
+                    Some(s) => s,
+                    None => {
+                        let mut w = entry.resolved.write().unwrap_or_else(|e| e.into_inner());
+                        match w.as_ref().filter(|s| self.gallery.is_current(s)) {
+                            // Another search resolved it meanwhile.
+                            Some(s) => s.clone(),
+                            None => {
+                                let s = Arc::new(self.gallery.scope(entry.persons.iter().copied()));
+                                *w = Some(s.clone());
+                                s
+                            }
+                        }
+                    }
+                };
+                self.gallery.identify_within(&s, probe, k)?
             }
         };
         Ok(found

@@ -6,7 +6,7 @@ use crate::matcher::{GalleryMatcher, Matcher};
 use openpalm_domain::keys::ServiceKeys;
 use openpalm_domain::model::EncryptedTemplate;
 use openpalm_engine::{Engine, Template};
-use openpalm_store::{SqlStore, Store};
+use openpalm_store::{EntryStore, SqlStore, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -45,6 +45,22 @@ pub enum StartError {
 pub struct Directory {
     /// Person number -> person ID.
     pub person_ids: HashMap<u64, String>,
+    /// Person ID -> person number.
+    pub seqs: HashMap<String, u64>,
+}
+
+impl Directory {
+    pub fn insert(&mut self, seq: u64, person_id: String) {
+        self.seqs.insert(person_id.clone(), seq);
+        self.person_ids.insert(seq, person_id);
+    }
+
+    /// Forget a person; their number, if they had one.
+    pub fn remove_person(&mut self, person_id: &str) -> Option<u64> {
+        let seq = self.seqs.remove(person_id)?;
+        self.person_ids.remove(&seq);
+        Some(seq)
+    }
 }
 
 /// Shared by every request.
@@ -167,13 +183,18 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             }
             let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
             matcher.add(seq, templates).map_err(|e| gerr(e.to_string()))?;
-            directory.person_ids.insert(seq, p.id.clone());
+            directory.insert(seq, p.id.clone());
         }
     }
-    let seq_of: HashMap<&String, u64> = directory.person_ids.iter().map(|(s, id)| (id, *s)).collect();
     for m in store.memberships().await? {
-        if let Some(&s) = seq_of.get(&m.person_id) {
+        if let Some(&s) = directory.seqs.get(&m.person_id) {
             matcher.admit(&m.business_id, s);
+        }
+    }
+    // Each venue event is a scope of its own: everyone who holds or held a ticket for it.
+    for (event_id, person_id) in store.ticket_holders().await? {
+        if let Some(&s) = directory.seqs.get(&person_id) {
+            matcher.admit(&event_id, s);
         }
     }
     let http = reqwest::Client::builder()

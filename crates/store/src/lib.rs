@@ -20,6 +20,9 @@ use openpalm_domain::webhook::{event_types_from_string, event_types_to_string, E
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
+mod entry;
+pub use entry::{EntryStore, EventCounts, GateCount, LaneWrite, TicketMove};
+
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -162,7 +165,7 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: EntryStore + Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 
@@ -487,6 +490,10 @@ impl SqlStore {
             "webhook_endpoints",
             "webhook_events",
             "webhook_deliveries",
+            "events",
+            "event_gates",
+            "tickets",
+            "passages",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }
@@ -1053,6 +1060,7 @@ impl Store for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
+        entry::forget_person_in(&mut tx, person_id).await?;
         for table in ["templates", "memberships", "links", "match_log"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
                 .bind(person_id)
@@ -1077,21 +1085,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_match_log(&self, e: &MatchLogEntry) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO match_log (id, person_id, business_id, device_id, site, at, decision, score)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&e.id)
-        .bind(&e.person_id)
-        .bind(&e.business_id)
-        .bind(&e.device_id)
-        .bind(&e.site)
-        .bind(e.at)
-        .bind(e.decision.as_str())
-        .bind(f64::from(e.score))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_match_log_in(&self.pool, e).await
     }
 
     async fn match_log(
@@ -1105,7 +1099,7 @@ impl Store for SqlStore {
             .map(|c| (c.at, c.id.clone()))
             .unwrap_or((i64::MIN, String::new()));
         let rows = sqlx::query(
-            "SELECT id, person_id, business_id, device_id, site, at, decision, score FROM match_log
+            "SELECT id, person_id, business_id, device_id, site, at, decision, score, event_id, outcome FROM match_log
              WHERE business_id = $1 AND person_id = $2 AND (at > $3 OR (at = $3 AND id > $4))
              ORDER BY at, id LIMIT $5",
         )
@@ -1131,6 +1125,8 @@ impl Store for SqlStore {
                     .parse::<Decision>()
                     .map_err(|e| corrupt("match_log.decision", e))?,
                 score: score as f32,
+                event_id: r.try_get("event_id")?,
+                outcome: r.try_get("outcome")?,
             });
         }
         let next = if items.len() > limit as usize {
@@ -1439,6 +1435,29 @@ async fn enroll_in(c: &mut AnyConnection, w: &EnrollmentWrite) -> Result<()> {
         insert_link_in(&mut *c, l).await?;
     }
     insert_events_in(c, &w.events).await?;
+    Ok(())
+}
+
+async fn insert_match_log_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    e: &MatchLogEntry,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO match_log (id, person_id, business_id, device_id, site, at, decision, score, event_id, outcome)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&e.id)
+    .bind(&e.person_id)
+    .bind(&e.business_id)
+    .bind(&e.device_id)
+    .bind(&e.site)
+    .bind(e.at)
+    .bind(e.decision.as_str())
+    .bind(f64::from(e.score))
+    .bind(&e.event_id)
+    .bind(&e.outcome)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

@@ -265,7 +265,6 @@ pub async fn enroll(
             .directory
             .write()
             .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
-            .person_ids
             .insert(seq_u, person_id);
         matcher
             .add(

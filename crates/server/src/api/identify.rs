@@ -92,6 +92,8 @@ pub async fn identify(
         at: now_unix(),
         decision,
         score: best.map(|c| c.score).unwrap_or(0.0),
+        event_id: None,
+        outcome: None,
     };
     state.store.insert_match_log(&entry).await?;
     let person = match &person_id {

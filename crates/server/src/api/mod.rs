@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod devices;
 pub mod enroll;
+pub mod events;
 pub mod identify;
 pub mod join;
+pub mod lane;
 pub mod people;
 pub mod public;
 pub mod webhooks;
@@ -349,6 +351,168 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             get(webhooks::deliveries),
         ),
+        (
+            RouteDoc {
+                body: Some("CreateEvent"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/events",
+                    "createEvent",
+                    "Create an event at a site with the gates of its palm lanes and a re-entry policy",
+                    ApiKey,
+                )
+            },
+            post(events::create),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc("get", "/v1/events", "listEvents", "The business's events, oldest first", ApiKey)
+            },
+            get(events::list),
+        ),
+        (
+            doc("get", "/v1/events/{id}", "getEvent", "One event", ApiKey),
+            get(events::get),
+        ),
+        (
+            RouteDoc {
+                body: Some("IssueTickets"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/events/{id}/tickets",
+                    "issueTickets",
+                    "Issue up to 5000 tickets to members (by pseudonymous ID or linked member ID); each refused one is listed with its reason",
+                    ApiKey,
+                )
+            },
+            post(events::issue),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/events/{id}/tickets",
+                    "listTickets",
+                    "An event's tickets, oldest first",
+                    ApiKey,
+                )
+            },
+            get(events::list_tickets),
+        ),
+        (
+            doc("get", "/v1/tickets/{id}", "getTicket", "One ticket", ApiKey),
+            get(events::get_ticket),
+        ),
+        (
+            doc(
+                "post",
+                "/v1/tickets/{id}/cancel",
+                "cancelTicket",
+                "Cancel a ticket: it admits nobody from now on",
+                ApiKey,
+            ),
+            post(events::cancel),
+        ),
+        (
+            RouteDoc {
+                body: Some("TransferTicket"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/tickets/{id}/transfer",
+                    "transferTicket",
+                    "Transfer an unused ticket to another member: the old one becomes transferred, a new one is issued",
+                    ApiKey,
+                )
+            },
+            post(events::transfer),
+        ),
+        (
+            RouteDoc {
+                body: Some("GateRequest"),
+                ..doc(
+                    "post",
+                    "/v1/entries",
+                    "enterEvent",
+                    "A palm at an entry gate: admit or deny with a reason, among the event's ticket holders",
+                    ApiKey,
+                )
+            },
+            post(lane::entry),
+        ),
+        (
+            RouteDoc {
+                body: Some("GateRequest"),
+                ..doc(
+                    "post",
+                    "/v1/exits",
+                    "exitEvent",
+                    "A palm at an exit gate: the holder's leaving is recorded (re-entry counts on it)",
+                    ApiKey,
+                )
+            },
+            post(lane::exit),
+        ),
+        (
+            RouteDoc {
+                body: Some("OverrideRequest"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/entries/{id}/override",
+                    "overrideEntry",
+                    "An attendant admits or denies by hand, with a note; recorded with who, when and why",
+                    ApiKey,
+                )
+            },
+            post(lane::override_decision),
+        ),
+        (
+            RouteDoc {
+                body: Some("ManualEntryRequest"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/events/{id}/manual-entries",
+                    "manualEntry",
+                    "The lane's manual fallback: an attendant admits on the ordinary ticket, under the same rules",
+                    ApiKey,
+                )
+            },
+            post(lane::manual_entry),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/events/{id}/entries",
+                    "listEntries",
+                    "Every decision at an event's lanes, oldest first",
+                    ApiKey,
+                )
+            },
+            get(lane::list),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/events/{id}/counts",
+                "getEventCounts",
+                "Live counts: tickets per state, inside now, decisions per gate and reason",
+                ApiKey,
+            ),
+            get(lane::counts),
+        ),
     ]
 }
 
@@ -451,7 +615,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["environment", "scopes"],
             "properties": {
                 "environment": {"type": "string", "enum": ["test", "live"]},
-                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people", "webhooks"]}}
+                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people", "webhooks", "events"]}}
             }
         },
         "RegisterDevice": {
@@ -492,7 +656,67 @@ fn schemas() -> Value {
             "type": "object", "required": ["url"],
             "properties": {
                 "url": {"type": "string", "format": "uri", "description": "https:// URL that receives POSTs with webhook-id, webhook-timestamp and webhook-signature (v1, HMAC-SHA256 of id.timestamp.body)"},
-                "events": {"type": "array", "items": {"type": "string", "enum": ["person.linked", "person.unlinked", "person.deleted"]}, "description": "default: all"}
+                "events": {"type": "array", "items": {"type": "string", "enum": ["person.linked", "person.unlinked", "person.deleted", "entry.admitted", "entry.denied"]}, "description": "default: all"}
+            }
+        },
+        "CreateEvent": {
+            "type": "object", "required": ["name", "site", "starts_at", "ends_at", "doors_open_at", "gates"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "site": {"type": "string", "minLength": 1, "maxLength": 200},
+                "starts_at": {"type": "integer", "description": "Unix seconds"},
+                "ends_at": {"type": "integer", "description": "Unix seconds, after starts_at"},
+                "doors_open_at": {"type": "integer", "description": "Unix seconds, no later than starts_at: the palm lane admits from then"},
+                "doors_close_at": {"type": "integer", "description": "Unix seconds, no later than ends_at; default ends_at"},
+                "gates": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string"}, "description": "entry gate device IDs (kind gate)"},
+                "exit_gates": {"type": "array", "maxItems": 64, "items": {"type": "string"}, "description": "exit gate device IDs"},
+                "reentry": {"type": "object", "required": ["max_reentries"], "properties": {"max_reentries": {"type": "integer", "minimum": 0, "maximum": 100}}}
+            }
+        },
+        "HolderRef": {
+            "type": "object", "description": "exactly one of the two",
+            "properties": {"pseudonymous_id": {"type": "string"}, "member_id": {"type": "string"}}
+        },
+        "IssueTickets": {
+            "type": "object", "required": ["tickets"],
+            "properties": {"tickets": {"type": "array", "minItems": 1, "maxItems": 5000, "items": {
+                "type": "object", "required": ["holder", "ticket_type"],
+                "properties": {
+                    "holder": {"$ref": "#/components/schemas/HolderRef"},
+                    "ticket_type": {"type": "string", "minLength": 1, "maxLength": 100},
+                    "gates": {"type": "array", "items": {"type": "string"}, "description": "entry gates it is valid at; default all"},
+                    "external_ref": {"type": "string", "minLength": 1, "maxLength": 100, "description": "the business's ticket number, unique per event"}
+                }
+            }}}
+        },
+        "TransferTicket": {
+            "type": "object", "required": ["to"],
+            "properties": {"to": {"$ref": "#/components/schemas/HolderRef"}}
+        },
+        "GateRequest": {
+            "type": "object", "required": ["event_id", "input", "capture"],
+            "properties": {
+                "event_id": {"type": "string"},
+                "input": {"type": "string", "enum": ["roi", "hand"]},
+                "capture": {"$ref": "#/components/schemas/SealedCapture"}
+            }
+        },
+        "OverrideRequest": {
+            "type": "object", "required": ["decision", "attendant", "note"],
+            "properties": {
+                "decision": {"type": "string", "enum": ["admit", "deny"]},
+                "attendant": {"type": "string", "minLength": 1, "maxLength": 100},
+                "note": {"type": "string", "minLength": 1, "maxLength": 1000}
+            }
+        },
+        "ManualEntryRequest": {
+            "type": "object", "required": ["attendant", "note"], "description": "ticket_id or external_ref, one of the two",
+            "properties": {
+                "ticket_id": {"type": "string"},
+                "external_ref": {"type": "string"},
+                "gate": {"type": "string"},
+                "attendant": {"type": "string", "minLength": 1, "maxLength": 100},
+                "note": {"type": "string", "minLength": 1, "maxLength": 1000}
             }
         },
         "IdentifyRequest": {

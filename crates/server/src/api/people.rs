@@ -172,6 +172,8 @@ pub fn log_view(e: &MatchLogEntry) -> Value {
         "site": e.site,
         "at": e.at,
         "score": e.score,
+        "event_id": e.event_id,
+        "outcome": e.outcome,
     })
 }
 
@@ -214,13 +216,7 @@ pub async fn erase(
             .directory
             .write()
             .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
-        let seq = dir
-            .person_ids
-            .iter()
-            .find(|(_, id)| **id == m.person_id)
-            .map(|(s, _)| *s);
-        if let Some(seq) = seq {
-            dir.person_ids.remove(&seq);
+        if let Some(seq) = dir.remove_person(&m.person_id) {
             state
                 .matcher
                 .write()
