@@ -30,6 +30,13 @@ pub struct SimOptions {
     pub enroll_captures: usize,
     /// Stop after this many people.
     pub people: Option<usize>,
+    /// A gate with an event drives the event's palm lane (`POST /v1/entries`): every
+    /// capture is an arrival, answered admit or deny.
+    pub event: Option<String>,
+    /// Arrivals per second at the lane (default: each as soon as the previous was answered).
+    pub rate: Option<f64>,
+    /// Print each answer as it comes.
+    pub print_each: bool,
 }
 
 /// One request and its outcome.
@@ -38,7 +45,8 @@ pub struct SimRecord {
     pub identity: String,
     pub images: Vec<String>,
     pub status: u16,
-    /// `enrolled`, `match`, `no_match`, `ambiguous`, or the problem code.
+    /// `enrolled`, `match`, `no_match`, `ambiguous`; at a lane `admit` or `deny:<reason>`;
+    /// or the problem code.
     pub outcome: String,
     pub pseudonymous_id: Option<String>,
     pub millis: f64,
@@ -133,6 +141,8 @@ pub async fn run(opts: &SimOptions) -> Result<SimReport, DeviceError> {
     let people = read_folder(&opts.images)?;
     let take = opts.people.unwrap_or(usize::MAX);
     let mut records = Vec::new();
+    let started = Instant::now();
+    let mut arrivals = 0u64;
     let consent = if opts.kind == DeviceKind::Kiosk {
         Some(client.consent_version().await?)
     } else {
@@ -168,15 +178,40 @@ pub async fn run(opts: &SimOptions) -> Result<SimReport, DeviceError> {
             });
         } else {
             for p in &images[n..] {
+                if let Some(rate) = opts.rate.filter(|r| *r > 0.0) {
+                    // Open loop: arrival i is due i / rate seconds after the first.
+                    let due = started + std::time::Duration::from_secs_f64(arrivals as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                arrivals += 1;
                 let bytes = zeroize::Zeroizing::new(read_image(p)?);
                 let capture = reader.seal(Purpose::Identify, &bytes)?;
                 let t = Instant::now();
-                let a = client.identify(&opts.input, &capture).await?;
-                let outcome = if a.status == 200 {
-                    a.body["decision"].as_str().unwrap_or("unknown").to_string()
-                } else {
-                    a.code().unwrap_or("error").to_string()
+                let a = match &opts.event {
+                    Some(event) => client.enter(event, &opts.input, &capture).await?,
+                    None => client.identify(&opts.input, &capture).await?,
                 };
+                let outcome = match (a.status, &opts.event) {
+                    (200, Some(_)) => match a.body["reason"].as_str() {
+                        Some(r) => format!("deny:{r}"),
+                        None => a.body["decision"].as_str().unwrap_or("unknown").to_string(),
+                    },
+                    (200, None) => a.body["decision"].as_str().unwrap_or("unknown").to_string(),
+                    _ => a.code().unwrap_or("error").to_string(),
+                };
+                if opts.print_each {
+                    println!(
+                        "{:<24} {:<28} {:<10} {:>7.1} ms{}",
+                        identity,
+                        outcome,
+                        a.body["ticket"]["ticket_type"].as_str().unwrap_or("-"),
+                        t.elapsed().as_secs_f64() * 1e3,
+                        a.body["decision_ms"]
+                            .as_f64()
+                            .map(|d| format!(" (decided in {d:.1} ms)"))
+                            .unwrap_or_default()
+                    );
+                }
                 records.push(SimRecord {
                     identity: identity.clone(),
                     images: vec![p.display().to_string()],

@@ -32,14 +32,14 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use openpalm_device::{Client, Reader};
 use openpalm_domain::apikey::{self, Environment, Scope};
-use openpalm_domain::ids::{DeviceKind, HandSide, Purpose};
-use openpalm_domain::keys::{DataKey, ServiceKeys};
-use openpalm_domain::model::{ApiKeyRecord, Business, ConsentRecord, EncryptedTemplate, Membership, Person};
+use openpalm_domain::ids::{DeviceKind, Purpose};
+use openpalm_domain::keys::ServiceKeys;
+use openpalm_domain::model::{ApiKeyRecord, Business};
 use openpalm_engine::{Engine, InputKind, Template};
 use openpalm_gallery::synthetic::indexed_template;
 use openpalm_gallery::Layout;
 use openpalm_server::{Config, Running};
-use openpalm_store::{EnrollmentWrite, IdempotencyRecord, SqlStore, Store};
+use openpalm_store::{EnrollmentWrite, SqlStore, Store};
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -155,52 +155,7 @@ fn person_id(seq: u64) -> String {
 
 /// One person's enrollment write, encrypted as the service encrypts.
 fn person_write(keys: &ServiceKeys, seq: u64, templates: &[Template], now: i64) -> EnrollmentWrite {
-    let id = person_id(seq);
-    let dk = DataKey::generate();
-    let sealed = templates
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let bytes = zeroize::Zeroizing::new(t.to_bytes());
-            EncryptedTemplate {
-                person_id: id.clone(),
-                hand: HandSide::Left,
-                index: i as i64,
-                sealed: dk.encrypt(&EncryptedTemplate::aad(&id, HandSide::Left, i as i64), &bytes),
-            }
-        })
-        .collect();
-    EnrollmentWrite {
-        person: Person {
-            id: id.clone(),
-            seq: seq as i64,
-            wrapped_key: keys.wrap_data_key(&id, &dk),
-            created_at: now,
-        },
-        templates: sealed,
-        consent: ConsentRecord {
-            person_id: id.clone(),
-            business_id: BUSINESS.into(),
-            text_version: 1,
-            given_at: now,
-            device_id: "dev_bench_seed".into(),
-            site: "seed".into(),
-        },
-        membership: Membership {
-            person_id: id.clone(),
-            business_id: BUSINESS.into(),
-            pseudonymous_id: keys.pseudonymous_id(BUSINESS, &id),
-            created_at: now,
-        },
-        links: vec![],
-        idempotency_key: format!("seed-{seq}"),
-        idempotency: IdempotencyRecord {
-            request_hash: String::new(),
-            status: 201,
-            response: "{}".into(),
-        },
-        events: vec![],
-    }
+    openpalm_server::seed::enrollment_write(keys, BUSINESS, &person_id(seq), seq, templates, now)
 }
 
 fn restrict(dir: &Path) {

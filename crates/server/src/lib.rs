@@ -18,6 +18,7 @@ pub mod config;
 pub mod idempotency;
 pub mod matcher;
 pub mod problem;
+pub mod seed;
 pub mod state;
 pub mod webhooks;
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// Persons loaded per page at start.
-const LOAD_PAGE: i64 = 2000;
+const LOAD_PAGE: i64 = 5000;
 
 /// Name of the key file in the data folder.
 pub const KEY_FILE: &str = "service-keys";
@@ -138,6 +138,35 @@ pub fn load_or_create_keys(data_dir: &Path) -> Result<ServiceKeys, StartError> {
     Ok(keys)
 }
 
+/// A stored person, decrypted and parsed: (sequence number, ID, templates).
+type OpenedPerson = (u64, String, Vec<(openpalm_domain::ids::HandSide, Template)>);
+
+fn open_person(
+    keys: &ServiceKeys,
+    stored: &openpalm_store::StoredPerson,
+) -> Result<OpenedPerson, StartError> {
+    let p = &stored.person;
+    let gerr = |message: String| StartError::Gallery {
+        person: p.id.clone(),
+        message,
+    };
+    let dk = keys
+        .unwrap_data_key(&p.id, &p.wrapped_key)
+        .map_err(|e| gerr(e.to_string()))?;
+    let mut templates = Vec::with_capacity(stored.templates.len());
+    for t in &stored.templates {
+        let plain = dk
+            .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
+            .map_err(|e| gerr(e.to_string()))?;
+        templates.push((
+            t.hand,
+            Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?,
+        ));
+    }
+    let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
+    Ok((seq, p.id.clone(), templates))
+}
+
 /// Open everything: data folder, keys, database (migrated), gallery (decrypted).
 pub async fn open(config: Config) -> Result<AppState, StartError> {
     let dir = config.data_dir.clone();
@@ -162,28 +191,20 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         let to = from.saturating_add(LOAD_PAGE);
         let page = store.people_in(from, to).await?;
         from = to;
-        for stored in page {
-            let p = &stored.person;
-            let gerr = |message: String| StartError::Gallery {
-                person: p.id.clone(),
-                message,
-            };
-            let dk = keys
-                .unwrap_data_key(&p.id, &p.wrapped_key)
-                .map_err(|e| gerr(e.to_string()))?;
-            let mut templates = Vec::with_capacity(stored.templates.len());
-            for t in &stored.templates {
-                let plain = dk
-                    .decrypt(&EncryptedTemplate::aad(&p.id, t.hand, t.index), &t.sealed)
-                    .map_err(|e| gerr(e.to_string()))?;
-                templates.push((
-                    t.hand,
-                    Template::from_bytes(&plain).map_err(|e| gerr(e.to_string()))?,
-                ));
-            }
-            let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
-            matcher.add(seq, templates).map_err(|e| gerr(e.to_string()))?;
-            directory.insert(seq, p.id.clone());
+        // Decrypted and parsed on every core (start-up serves nothing yet, so holding this
+        // thread is fine); added to the gallery in sequence order.
+        let opened = {
+            use rayon::prelude::*;
+            page.par_iter()
+                .map(|stored| open_person(&keys, stored))
+                .collect::<Result<Vec<_>, StartError>>()?
+        };
+        for (seq, id, templates) in opened {
+            matcher.add(seq, templates).map_err(|e| StartError::Gallery {
+                person: id.clone(),
+                message: e.to_string(),
+            })?;
+            directory.insert(seq, id);
         }
     }
     for m in store.memberships().await? {

@@ -852,3 +852,78 @@ async fn holders_are_scoped_after_a_restart_and_erasure_cancels_their_tickets() 
     assert_eq!(states, vec![("admitted", false), ("cancelled", true)]);
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_drives_a_lane_at_a_set_rate() {
+    use openpalm_device::sim::{run, SimOptions};
+    let env = Env::start().await;
+    let biz = env.business("Sim venue").await;
+    let images = env.dir.path().join("people");
+    for id in 0..3u64 {
+        let d = images.join(format!("person{id}"));
+        std::fs::create_dir_all(&d).unwrap();
+        for (k, png) in palm(70 + id, 0, 5).iter().enumerate() {
+            std::fs::write(d.join(format!("{k}.png")), png).unwrap();
+        }
+    }
+    // The lane's gate, registered first so that the event can name it.
+    let gate_key = env.dir.path().join("gate.key");
+    let g = biz
+        .client
+        .register_device(DeviceKind::Gate, "lane")
+        .await
+        .unwrap();
+    g.write(&gate_key).unwrap();
+    let opts = |kind, key: std::path::PathBuf, event: Option<String>| SimOptions {
+        kind,
+        server: env.base.clone(),
+        api_key: biz.key.clone(),
+        images: images.clone(),
+        device_key: Some(key),
+        site: "sim".into(),
+        input: "roi".into(),
+        enroll_captures: 3,
+        people: None,
+        event,
+        rate: Some(20.0),
+        print_each: true,
+    };
+    let kiosk = run(&opts(DeviceKind::Kiosk, env.dir.path().join("kiosk.key"), None))
+        .await
+        .unwrap();
+    assert_eq!(kiosk.outcomes.get("enrolled"), Some(&3), "{:?}", kiosk.outcomes);
+    let now = now_unix();
+    let ev = biz
+        .client
+        .post(
+            "/v1/events",
+            &json!({"name": "Sim", "site": "lane", "starts_at": now + 60, "ends_at": now + 3600,
+                    "doors_open_at": now - 60, "gates": [g.device_id]}),
+            Some("evt"),
+        )
+        .await
+        .unwrap();
+    let event = ev.body["id"].as_str().unwrap().to_string();
+    let holders: Vec<Value> = kiosk.records[..2]
+        .iter()
+        .map(|r| json!({"holder": {"pseudonymous_id": r.pseudonymous_id}, "ticket_type": "standard"}))
+        .collect();
+    assert_eq!(issue(&biz, &event, json!(holders), "t").await.body["issued"], 2);
+    // Two captures each after the enrolled three: the holders are admitted, then already in.
+    let lane = run(&opts(DeviceKind::Gate, gate_key, Some(event))).await.unwrap();
+    assert_eq!(lane.records.len(), 6);
+    assert_eq!(lane.outcomes.get("admit"), Some(&2), "{:?}", lane.outcomes);
+    assert_eq!(
+        lane.outcomes.get("deny:already_admitted"),
+        Some(&2),
+        "{:?}",
+        lane.outcomes
+    );
+    assert_eq!(
+        lane.outcomes.get("deny:no_ticket_for_event"),
+        Some(&2),
+        "{:?}",
+        lane.outcomes
+    );
+    env.stop().await;
+}

@@ -788,6 +788,9 @@ async fn the_simulator_enrolls_and_identifies_a_folder() {
         input: "roi".into(),
         enroll_captures: 3,
         people: None,
+        event: None,
+        rate: None,
+        print_each: false,
     };
     let kiosk = run(&opts(DeviceKind::Kiosk, "kiosk.key")).await.unwrap();
     assert_eq!(kiosk.outcomes.get("enrolled"), Some(&3), "{:?}", kiosk.outcomes);

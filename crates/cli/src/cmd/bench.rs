@@ -1,4 +1,5 @@
-//! `openpalm bench identify`: 1:N search speed on a synthetic gallery.
+//! `openpalm bench identify`: 1:N search speed on a synthetic gallery (`bench lane`: see
+//! [`super::lane_bench`]).
 //!
 //! Synthetic templates are a statistical shortcut (random codes, genuine probes made by
 //! flipping ~19% of an enrolled template's bits and translating it by one cell; see
@@ -39,6 +40,8 @@ pub struct Args {
 enum What {
     /// Build a synthetic gallery and time identify (1 and 2 threads) and scoped identify.
     Identify(IdentifyArgs),
+    /// A venue's palm lane over HTTP: seeded population, tickets, gates deciding at once.
+    Lane(super::lane_bench::LaneArgs),
 }
 
 #[derive(Parser, Debug)]
@@ -85,6 +88,7 @@ struct IdentifyArgs {
 pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Identify(a) => identify(a),
+        What::Lane(a) => super::lane_bench::run(a),
     }
 }
 

@@ -38,12 +38,28 @@ pub struct Args {
     /// Write every request and its outcome as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// With --kind gate: drive this event's palm lane (the device must be one of its gates:
+    /// give its --device-key): every capture after the enrolled ones is an arrival, answered
+    /// admit or deny, printed as it comes.
+    #[arg(long)]
+    event: Option<String>,
+    /// Arrivals per second at the lane (default: each as soon as the previous is answered).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.input == "roi" || args.input == "hand",
         "--input must be roi or hand"
+    );
+    anyhow::ensure!(
+        args.event.is_none() || args.kind == DeviceKind::Gate,
+        "--event drives a palm lane: use it with --kind gate"
+    );
+    anyhow::ensure!(
+        args.rate.is_none_or(|r| r > 0.0 && r.is_finite()),
+        "--rate must be a positive number of arrivals per second"
     );
     let api_key = match args.api_key {
         Some(k) => k,
@@ -59,6 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         input: args.input,
         enroll_captures: args.enroll_captures,
         people: args.people,
+        print_each: args.event.is_some(),
+        event: args.event,
+        rate: args.rate,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,6 +8,7 @@ pub mod device;
 pub mod eval;
 pub mod extract;
 pub mod inspect;
+pub mod lane_bench;
 pub mod matching;
 pub mod serve;
 pub mod synth;
@@ -26,7 +27,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Synthetic palms and hands (and template streams) for tests, demos and scale.
     Synth(Box<synth::Args>),
-    /// Benchmarks (`bench identify`: 1:N search on a synthetic gallery).
+    /// Benchmarks (`bench identify`: 1:N search on a synthetic gallery; `bench lane`: a venue's
+    /// palm lane over HTTP).
     Bench(bench::Args),
     /// Run the HTTP service: enrollment, identification and linking for businesses.
     Serve(serve::Args),
