@@ -927,3 +927,55 @@ async fn the_simulator_drives_a_lane_at_a_set_rate() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_palm_enrolled_elsewhere_joins_at_the_venue_kiosk_and_enters() {
+    let env = Env::start().await;
+    // Enrolled at a store first.
+    let store = env.business("Corner store").await;
+    let store_kiosk = store.reader(DeviceKind::Kiosk, "shop").await;
+    enroll(&store, &store_kiosk, A, "LOYALTY-1").await;
+    // At the venue's registration kiosk: one capture, consent, and the ticketing app's ID.
+    let venue = env.business("Tickets").await;
+    let kiosk = venue.reader(DeviceKind::Kiosk, "arena kiosk").await;
+    let gate = venue.reader(DeviceKind::Gate, "arena gate").await;
+    let c = kiosk.seal(Purpose::Enroll, &palm(A, 3, 1)[0]).unwrap();
+    let j = venue
+        .client
+        .post(
+            "/v1/memberships",
+            &json!({"consent": {"text_version": 1, "accepted": true}, "input": "roi", "capture": c,
+                    "links": [{"kind": "member_id", "value": "APP-77"}]}),
+            Some("join-1"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.status, 201, "{:?}", j.body);
+    let now = now_unix();
+    let ev = venue
+        .client
+        .post(
+            "/v1/events",
+            &json!({"name": "Show", "site": "arena", "starts_at": now + 60, "ends_at": now + 3600,
+                    "doors_open_at": now - 60, "gates": [gate.device_id]}),
+            Some("evt"),
+        )
+        .await
+        .unwrap();
+    let event = ev.body["id"].as_str().unwrap().to_string();
+    let t = issue(
+        &venue,
+        &event,
+        json!([{"holder": {"member_id": "APP-77"}, "ticket_type": "standard"}]),
+        "t",
+    )
+    .await;
+    assert_eq!(t.body["issued"], 1, "{:?}", t.body);
+    let a = at_gate(&venue, &gate, &event, A, 4).await;
+    assert_eq!(decision(&a), ("admit", ""));
+    assert_eq!(
+        a.body["person"]["pseudonymous_id"],
+        j.body["person"]["pseudonymous_id"]
+    );
+    env.stop().await;
+}
