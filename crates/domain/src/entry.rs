@@ -644,4 +644,66 @@ mod tests {
         assert!(validate_attendant("Sam", "checked paper ticket").is_ok());
         assert!(validate_attendant("Sam", " ").is_err());
     }
+
+    /// Apply an outcome as the store would (the compare-and-set always wins here).
+    fn apply(t: &mut Ticket, o: &GateOutcome) -> bool {
+        match o {
+            GateOutcome::Pass { to, version, .. } => {
+                assert_eq!(*version, t.version, "decided on the ticket as it is");
+                if *to == TicketState::Admitted {
+                    t.entries += 1;
+                }
+                t.state = *to;
+                t.version += 1;
+                true
+            }
+            GateOutcome::Deny { .. } => false,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of arrivals at entry and exit gates, cancellations and
+        /// transfers: a ticket admits at most 1 + max_reentries times, never while inside,
+        /// never after it is cancelled or transferred, and only at gates it is valid at.
+        #[test]
+        fn a_ticket_never_admits_more_than_its_policy(
+            max in 0u32..3,
+            ops in proptest::collection::vec(0u8..6, 0..40),
+        ) {
+            let e = event(max);
+            let mut t = ticket("t", TicketState::Issued, 0, &["g2"]);
+            let mut admissions = 0u32;
+            for op in ops {
+                let inside_before = t.state == TicketState::Admitted;
+                let final_before = t.state.is_final();
+                match op {
+                    0 | 1 => {
+                        // Entry at the valid gate (twice as often), or
+                        let o = decide_entry(&e, "g2", std::slice::from_ref(&t));
+                        if apply(&mut t, &o) {
+                            proptest::prop_assert!(!inside_before && !final_before);
+                            admissions += 1;
+                        }
+                    }
+                    2 => {
+                        // at a gate it is not valid at.
+                        let o = decide_entry(&e, "g1", std::slice::from_ref(&t));
+                        proptest::prop_assert!(!apply(&mut t, &o));
+                    }
+                    3 => {
+                        let o = decide_exit(&e, std::slice::from_ref(&t));
+                        let left = apply(&mut t, &o);
+                        proptest::prop_assert_eq!(left, inside_before);
+                    }
+                    4 if !t.state.is_final() => {
+                        t.state = TicketState::Cancelled;
+                        t.version += 1;
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert!(admissions <= 1 + max);
+                proptest::prop_assert_eq!(admissions, t.entries);
+            }
+        }
+    }
 }
