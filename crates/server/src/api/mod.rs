@@ -473,7 +473,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                     ApiKey,
                 )
             },
-            post(lane::override_decision),
+            post(lane::attendant::override_decision),
         ),
         (
             RouteDoc {
@@ -488,7 +488,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                     ApiKey,
                 )
             },
-            post(lane::manual_entry),
+            post(lane::attendant::manual_entry),
         ),
         (
             RouteDoc {
@@ -501,7 +501,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                     ApiKey,
                 )
             },
-            get(lane::list),
+            get(lane::counts::list),
         ),
         (
             doc(
@@ -511,7 +511,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "Live counts: tickets per state, inside now, decisions per gate and reason",
                 ApiKey,
             ),
-            get(lane::counts),
+            get(lane::counts::counts),
         ),
     ]
 }
