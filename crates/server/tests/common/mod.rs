@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod venue;
+
 use openpalm_device::{Answer, Client, Reader};
 use openpalm_domain::ids::{DeviceKind, HandSide, Purpose};
 use openpalm_server::{Config, Running};
