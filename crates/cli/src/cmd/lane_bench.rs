@@ -65,6 +65,10 @@ pub struct LaneArgs {
     strangers: u64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Only ticket holders come to the lane (the members without a ticket and the strangers
+    /// stay away): shows what the lane costs without the searches among every member.
+    #[arg(long)]
+    holders_only: bool,
     /// Keep the seeded folder here for the next run (reused when seeded with the same
     /// `--enrolled`, `--holders`, `--genuine`, `--others` and `--seed`).
     #[arg(long)]
@@ -360,9 +364,11 @@ async fn run_async(a: LaneArgs) -> Result<()> {
 
     // Arrivals, rendered up front from captures never enrolled.
     let mut arrivals: Vec<Arrival> = (0..a.genuine).map(Arrival::Holder).collect();
-    arrivals.extend((a.genuine..a.genuine + a.others).map(Arrival::Member));
-    let first_stranger = a.genuine + a.others + 1_000_000;
-    arrivals.extend((first_stranger..first_stranger + a.strangers).map(Arrival::Stranger));
+    if !a.holders_only {
+        arrivals.extend((a.genuine..a.genuine + a.others).map(Arrival::Member));
+        let first_stranger = a.genuine + a.others + 1_000_000;
+        arrivals.extend((first_stranger..first_stranger + a.strangers).map(Arrival::Stranger));
+    }
     arrivals.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed));
     let images: Vec<(Arrival, Vec<u8>)> = arrivals
         .par_iter()
