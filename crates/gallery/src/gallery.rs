@@ -537,12 +537,35 @@ impl Gallery {
         probe: &Template,
         k: usize,
     ) -> Result<Vec<Candidate>, GalleryError> {
+        self.within(scope, probe, k, true)
+    }
+
+    /// [`Gallery::identify_within`] with the first look only (no second look for a probe
+    /// that does not match): for a search whose miss costs only the reason given (who a
+    /// refused person is), never a wrong acceptance. A probe of nobody enrolled costs one
+    /// scan instead of two.
+    pub fn identify_within_first_look(
+        &self,
+        scope: &Scope,
+        probe: &Template,
+        k: usize,
+    ) -> Result<Vec<Candidate>, GalleryError> {
+        self.within(scope, probe, k, false)
+    }
+
+    fn within(
+        &self,
+        scope: &Scope,
+        probe: &Template,
+        k: usize,
+        second_look: bool,
+    ) -> Result<Vec<Candidate>, GalleryError> {
         if self.is_current(scope) {
-            self.search(probe, k, Some(scope), false)
+            self.search_looks(probe, k, Some(scope), false, second_look)
         } else {
             let mut fresh = scope.clone();
             self.refresh(&mut fresh);
-            self.search(probe, k, Some(&fresh), false)
+            self.search_looks(probe, k, Some(&fresh), false, second_look)
         }
     }
 
@@ -564,6 +587,17 @@ impl Gallery {
         scope: Option<&Scope>,
         exact: bool,
     ) -> Result<Vec<Candidate>, GalleryError> {
+        self.search_looks(probe, k, scope, exact, true)
+    }
+
+    fn search_looks(
+        &self,
+        probe: &Template,
+        k: usize,
+        scope: Option<&Scope>,
+        exact: bool,
+        second_look: bool,
+    ) -> Result<Vec<Candidate>, GalleryError> {
         self.layout.check_probe(probe)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -578,11 +612,12 @@ impl Gallery {
             .map_err(|_| GalleryError::UnsupportedLayout(self.layout))?;
         let n = scope.map_or(self.len, |s| s.slots.len());
         let scored = if !exact && n > self.params.exhaustive_up_to {
+            let second_look = second_look && self.params.extend_below.is_some();
             let sk = ProbeSketch::new(&self.layout, codes.codes());
             let first = self.params.candidates(n, k);
             let head = self.prefilter(&sk, scope, first);
             let mut scored = self.score_slots(&codes, head.par_iter().copied());
-            if let Some(bar) = self.params.extend_below {
+            if let Some(bar) = self.params.extend_below.filter(|_| second_look) {
                 let extended = self.params.extended_candidates(n, k);
                 if extended > head.len() && scored.iter().all(|&(_, s)| s < bar) {
                     // The second look scans again for more: the first stage's order is total

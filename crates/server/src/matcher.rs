@@ -42,6 +42,15 @@ pub trait Matcher: Send + Sync {
         scope: Option<&str>,
         k: usize,
     ) -> Result<Vec<Candidate>, MatcherError>;
+    /// Like [`Matcher::identify`] in `scope`, with the gallery's first look only: for a
+    /// search whose miss costs only the reason given to a refused person (never an
+    /// acceptance), so that a palm nobody enrolled costs one scan, not two.
+    fn identify_first_look(
+        &self,
+        probe: &Template,
+        scope: &str,
+        k: usize,
+    ) -> Result<Vec<Candidate>, MatcherError>;
     /// Number of templates held.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -153,34 +162,29 @@ impl Matcher for GalleryMatcher {
     ) -> Result<Vec<Candidate>, MatcherError> {
         let found = match scope {
             None => self.gallery.identify(probe, k)?,
-            Some(name) => {
-                let Some(entry) = self.scopes.get(name) else {
-                    return Ok(Vec::new());
-                };
-                let current = entry
-                    .resolved
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .filter(|s| self.gallery.is_current(s))
-                    .cloned();
-                let s = match current {
-                    Some(s) => s,
-                    None => {
-                        let mut w = entry.resolved.write().unwrap_or_else(|e| e.into_inner());
-                        match w.as_ref().filter(|s| self.gallery.is_current(s)) {
-                            // Another search resolved it meanwhile.
-                            Some(s) => s.clone(),
-                            None => {
-                                let s = Arc::new(self.gallery.scope(entry.persons.iter().copied()));
-                                *w = Some(s.clone());
-                                s
-                            }
-                        }
-                    }
-                };
-                self.gallery.identify_within(&s, probe, k)?
-            }
+            Some(name) => match self.resolved(name) {
+                Some(s) => self.gallery.identify_within(&s, probe, k)?,
+                None => return Ok(Vec::new()),
+            },
+        };
+        Ok(found
+            .into_iter()
+            .map(|c| Candidate {
+                person: c.person,
+                score: c.score,
+            })
+            .collect())
+    }
+
+    fn identify_first_look(
+        &self,
+        probe: &Template,
+        scope: &str,
+        k: usize,
+    ) -> Result<Vec<Candidate>, MatcherError> {
+        let found = match self.resolved(scope) {
+            Some(s) => self.gallery.identify_within_first_look(&s, probe, k)?,
+            None => return Ok(Vec::new()),
         };
         Ok(found
             .into_iter()
@@ -193,6 +197,32 @@ impl Matcher for GalleryMatcher {
 
     fn len(&self) -> usize {
         self.gallery.len()
+    }
+}
+
+impl GalleryMatcher {
+    /// The resolved gallery scope of `name`, current with the gallery (resolved again under
+    /// the scope's write lock only after a change); `None` for a scope nobody was admitted to.
+    fn resolved(&self, name: &str) -> Option<Arc<openpalm_gallery::Scope>> {
+        let entry = self.scopes.get(name)?;
+        let current = entry
+            .resolved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|s| self.gallery.is_current(s))
+            .cloned();
+        if let Some(s) = current {
+            return Some(s);
+        }
+        let mut w = entry.resolved.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = w.as_ref().filter(|s| self.gallery.is_current(s)) {
+            // Another search resolved it meanwhile.
+            return Some(s.clone());
+        }
+        let s = Arc::new(self.gallery.scope(entry.persons.iter().copied()));
+        *w = Some(s.clone());
+        Some(s)
     }
 }
 
@@ -255,6 +285,7 @@ mod tests {
             let scoped = m.identify(&probe, Some("biz_even"), 5).unwrap();
             assert_eq!(scoped, brute_force(&engine, &enrolled, &probe, Some(&even), 5));
             assert!(scoped.iter().all(|c| c.person % 2 == 0));
+            assert_eq!(m.identify_first_look(&probe, "biz_even", 5).unwrap(), scoped);
             assert_eq!(scoped[0].person == target, target % 2 == 0);
         }
         assert!(m

@@ -44,7 +44,11 @@ CREATE TABLE tickets (
     updated_at       BIGINT NOT NULL
 );
 CREATE INDEX tickets_event ON tickets (event_id, created_at, id);
-CREATE INDEX tickets_holder ON tickets (event_id, person_id);
+-- A holder's tickets for an event, in the order they are used: the index answers the gate's
+-- query alone (with (event_id, person_id) only, SQLite walked tickets_event to avoid a sort,
+-- reading every ticket of the event for each decision: 20,000 row lookups at a 20,000-holder
+-- lane).
+CREATE INDEX tickets_holder ON tickets (event_id, person_id, created_at, id);
 CREATE INDEX tickets_person ON tickets (person_id);
 -- The business's own ticket numbers are unique per event (NULLs are not compared).
 CREATE UNIQUE INDEX tickets_external_ref ON tickets (event_id, external_ref);

@@ -70,14 +70,30 @@ pub(crate) async fn search(
     scope: &str,
     k: usize,
 ) -> Result<Vec<Candidate>, ApiError> {
+    search_looks(state, probe, scope, k, true).await
+}
+
+/// [`search`], with the first look only when `second_look` is false (see
+/// [`crate::matcher::Matcher::identify_first_look`]).
+async fn search_looks(
+    state: &AppState,
+    probe: &Template,
+    scope: &str,
+    k: usize,
+    second_look: bool,
+) -> Result<Vec<Candidate>, ApiError> {
     let (state, probe, scope) = (state.clone(), probe.clone(), scope.to_string());
     tokio::task::spawn_blocking(move || {
-        state
+        let m = state
             .matcher
             .read()
-            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
-            .identify(&probe, Some(&scope), k)
-            .map_err(|e| ApiError::internal("matcher", e))
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
+        if second_look {
+            m.identify(&probe, Some(&scope), k)
+        } else {
+            m.identify_first_look(&probe, &scope, k)
+        }
+        .map_err(|e| ApiError::internal("matcher", e))
     })
     .await
     .map_err(|e| ApiError::internal("search task", e))?
@@ -150,7 +166,9 @@ pub(crate) async fn recognise(
         }),
         _ if direction == Direction::Entry => {
             // Not a holder: a member of the business without a ticket, or nobody it knows.
-            let wide = search(state, probe, &event.business_id, 2).await?;
+            // The answer is a denial either way; this search only names the reason, so one
+            // look is enough (a palm nobody enrolled costs one scan of the members).
+            let wide = search_looks(state, probe, &event.business_id, 2, false).await?;
             let scores: Vec<f32> = wide.iter().map(|c| c.score).collect();
             let (d, _) = policy.decide(&scores);
             let person = match (d, wide.first()) {
