@@ -296,12 +296,7 @@ impl Client {
         input: &str,
         capture: &SealedCaptureWire,
     ) -> Result<Answer, DeviceError> {
-        self.post(
-            "/v1/entries",
-            &json!({"event_id": event_id, "input": input, "capture": capture}),
-            None,
-        )
-        .await
+        self.gate("/v1/entries", event_id, input, capture).await
     }
 
     /// A palm at an exit gate of `event_id`.
@@ -311,11 +306,17 @@ impl Client {
         input: &str,
         capture: &SealedCaptureWire,
     ) -> Result<Answer, DeviceError> {
-        self.post(
-            "/v1/exits",
-            &json!({"event_id": event_id, "input": input, "capture": capture}),
-            None,
-        )
-        .await
+        self.gate("/v1/exits", event_id, input, capture).await
+    }
+
+    async fn gate(
+        &self,
+        path: &str,
+        event_id: &str,
+        input: &str,
+        capture: &SealedCaptureWire,
+    ) -> Result<Answer, DeviceError> {
+        let body = json!({"event_id": event_id, "input": input, "capture": capture});
+        self.post(path, &body, None).await
     }
 }

@@ -167,13 +167,7 @@ impl Matcher for GalleryMatcher {
                 None => return Ok(Vec::new()),
             },
         };
-        Ok(found
-            .into_iter()
-            .map(|c| Candidate {
-                person: c.person,
-                score: c.score,
-            })
-            .collect())
+        Ok(candidates(found))
     }
 
     fn identify_first_look(
@@ -186,18 +180,23 @@ impl Matcher for GalleryMatcher {
             Some(s) => self.gallery.identify_within_first_look(&s, probe, k)?,
             None => return Ok(Vec::new()),
         };
-        Ok(found
-            .into_iter()
-            .map(|c| Candidate {
-                person: c.person,
-                score: c.score,
-            })
-            .collect())
+        Ok(candidates(found))
     }
 
     fn len(&self) -> usize {
         self.gallery.len()
     }
+}
+
+/// The gallery's candidates as the matcher answers them.
+fn candidates(found: Vec<openpalm_gallery::Candidate>) -> Vec<Candidate> {
+    found
+        .into_iter()
+        .map(|c| Candidate {
+            person: c.person,
+            score: c.score,
+        })
+        .collect()
 }
 
 impl GalleryMatcher {
