@@ -31,15 +31,12 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use openpalm_device::{Client, Reader};
-use openpalm_domain::apikey::{self, Environment, Scope};
 use openpalm_domain::ids::{DeviceKind, Purpose};
-use openpalm_domain::keys::ServiceKeys;
-use openpalm_domain::model::{ApiKeyRecord, Business};
 use openpalm_engine::{Engine, InputKind, Template};
 use openpalm_gallery::synthetic::indexed_template;
 use openpalm_gallery::Layout;
 use openpalm_server::{Config, Running};
-use openpalm_store::{EnrollmentWrite, SqlStore, Store};
+use openpalm_store::SqlStore;
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -149,15 +146,6 @@ fn capture(gen: &Generator, g: u64, k: usize) -> Vec<u8> {
 
 const BUSINESS: &str = "biz_bench_gate";
 
-fn person_id(seq: u64) -> String {
-    format!("per_bench_{seq:09}")
-}
-
-/// One person's enrollment write, encrypted as the service encrypts.
-fn person_write(keys: &ServiceKeys, seq: u64, templates: &[Template], now: i64) -> EnrollmentWrite {
-    openpalm_server::seed::enrollment_write(keys, BUSINESS, &person_id(seq), seq, templates, now)
-}
-
 fn restrict(dir: &Path) {
     #[cfg(unix)]
     {
@@ -187,26 +175,7 @@ async fn seed(a: &Args, dir: &Path, engine: &Engine, gen: &Generator) -> bool {
     let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db")))
         .await
         .expect("database");
-    let now = openpalm_domain::now_unix();
-    let k = apikey::generate(Environment::Test);
-    store
-        .create_business(
-            &Business {
-                id: BUSINESS.into(),
-                name: "Bench venue".into(),
-                created_at: now,
-            },
-            &ApiKeyRecord {
-                id: "key_bench_seed".into(),
-                business_id: BUSINESS.into(),
-                environment: Environment::Test,
-                scopes: vec![Scope::Keys],
-                hash: k.hash,
-                display_prefix: k.display_prefix,
-                created_at: now,
-                revoked_at: None,
-            },
-        )
+    openpalm_server::seed::business(&store, BUSINESS, "Bench venue", openpalm_domain::now_unix())
         .await
         .expect("business");
 
@@ -238,28 +207,28 @@ async fn seed(a: &Args, dir: &Path, engine: &Engine, gen: &Generator) -> bool {
             .expect("progress template"),
     );
     let t = Instant::now();
-    let batch = 500u64;
-    let mut start = 1u64;
-    while start <= a.persons {
-        let end = (start + batch - 1).min(a.persons);
-        let writes: Vec<EnrollmentWrite> = (start..=end)
-            .into_par_iter()
-            .map(|seq| {
-                let g = seq - 1;
-                if g < a.genuine {
-                    person_write(&keys, seq, &genuine[g as usize], now)
-                } else {
-                    let ts: Vec<Template> = (0..a.templates as u64)
-                        .map(|i| indexed_template(a.seed, g * a.templates as u64 + i, &layout))
-                        .collect();
-                    person_write(&keys, seq, &ts, now)
-                }
-            })
-            .collect();
-        store.enroll_many(&writes).await.expect("seeding");
-        bar.inc(end - start + 1);
-        start = end + 1;
-    }
+    let templates_of = |seq: u64| {
+        let g = seq - 1;
+        if g < a.genuine {
+            genuine[g as usize].clone()
+        } else {
+            (0..a.templates as u64)
+                .map(|i| indexed_template(a.seed, g * a.templates as u64 + i, &layout))
+                .collect()
+        }
+    };
+    openpalm_server::seed::persons(
+        &store,
+        &keys,
+        BUSINESS,
+        "bench",
+        a.persons,
+        500,
+        templates_of,
+        |n| bar.inc(n),
+    )
+    .await
+    .expect("seeding");
     bar.finish_and_clear();
     eprintln!(
         "seeded {} persons ({} templates) in {:.1} s",
@@ -278,25 +247,11 @@ async fn api_key(dir: &Path) -> String {
     let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db")))
         .await
         .expect("database");
-    let k = apikey::generate(Environment::Test);
-    store
-        .insert_api_key(
-            &ApiKeyRecord {
-                id: openpalm_domain::ids::new_id("key"),
-                business_id: BUSINESS.into(),
-                environment: Environment::Test,
-                scopes: Scope::ALL.to_vec(),
-                hash: k.hash,
-                display_prefix: k.display_prefix,
-                created_at: openpalm_domain::now_unix(),
-                revoked_at: None,
-            },
-            None,
-        )
+    let secret = openpalm_server::seed::api_key(&store, BUSINESS)
         .await
         .expect("API key");
     store.close().await;
-    k.secret
+    secret
 }
 
 fn main() {
@@ -375,7 +330,7 @@ async fn run(a: Args) {
             errors += 1;
             continue;
         }
-        let want = keys.pseudonymous_id(BUSINESS, &person_id(g + 1));
+        let want = keys.pseudonymous_id(BUSINESS, &openpalm_server::seed::person_id("bench", g + 1));
         match r.body["decision"].as_str() {
             Some("match") if r.body["person"]["pseudonymous_id"] == want.as_str() => matched_right += 1,
             Some("match") => matched_wrong += 1,

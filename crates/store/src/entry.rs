@@ -7,8 +7,8 @@
 //! `Idempotency-Key` record.
 
 use crate::{
-    corrupt, insert_events_in, insert_match_log_in, is_unique_violation, save_idempotency_in, Cursor,
-    IdempotencyWrite, Page, Result, SqlStore, StoreError,
+    corrupt, insert_events_in, insert_match_log_in, is_unique_violation, page_start, save_idempotency_in,
+    Cursor, IdempotencyWrite, Page, Result, SqlStore, StoreError,
 };
 use async_trait::async_trait;
 use openpalm_domain::entry::{
@@ -203,16 +203,6 @@ fn passage_from_row(r: &AnyRow) -> Result<Passage> {
     })
 }
 
-fn page<T>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> Cursor) -> Page<T> {
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(key)
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 async fn insert_ticket_in(c: &mut AnyConnection, t: &Ticket) -> Result<()> {
     let r = sqlx::query(&format!(
         "INSERT INTO tickets ({TICKET_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -365,9 +355,7 @@ impl EntryStore for SqlStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Event>> {
-        let (at, id) = after
-            .map(|c| (c.at, c.id.clone()))
-            .unwrap_or((i64::MIN, String::new()));
+        let (at, id) = page_start(after);
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLS} FROM events WHERE business_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
              ORDER BY created_at, id LIMIT $4"
@@ -383,7 +371,7 @@ impl EntryStore for SqlStore {
             let id: String = r.try_get("id")?;
             items.push(event_from_row(r, self.event_gates(&id).await?)?);
         }
-        Ok(page(items, limit, |e: &Event| Cursor {
+        Ok(Page::of(items, limit, |e: &Event| Cursor {
             at: e.created_at,
             id: e.id.clone(),
         }))
@@ -471,9 +459,7 @@ impl EntryStore for SqlStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Ticket>> {
-        let (at, id) = after
-            .map(|c| (c.at, c.id.clone()))
-            .unwrap_or((i64::MIN, String::new()));
+        let (at, id) = page_start(after);
         let rows = sqlx::query(&format!(
             "SELECT {TICKET_COLS} FROM tickets WHERE business_id = $1 AND event_id = $2
              AND (created_at > $3 OR (created_at = $3 AND id > $4)) ORDER BY created_at, id LIMIT $5"
@@ -486,7 +472,7 @@ impl EntryStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         let items = rows.iter().map(ticket_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(page(items, limit, |t: &Ticket| Cursor {
+        Ok(Page::of(items, limit, |t: &Ticket| Cursor {
             at: t.created_at,
             id: t.id.clone(),
         }))
@@ -548,9 +534,7 @@ impl EntryStore for SqlStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Passage>> {
-        let (at, id) = after
-            .map(|c| (c.at, c.id.clone()))
-            .unwrap_or((i64::MIN, String::new()));
+        let (at, id) = page_start(after);
         let rows = sqlx::query(&format!(
             "SELECT {PASSAGE_COLS} FROM passages WHERE business_id = $1 AND event_id = $2
              AND (at > $3 OR (at = $3 AND id > $4)) ORDER BY at, id LIMIT $5"
@@ -563,7 +547,7 @@ impl EntryStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         let items = rows.iter().map(passage_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(page(items, limit, |p: &Passage| Cursor {
+        Ok(Page::of(items, limit, |p: &Passage| Cursor {
             at: p.at,
             id: p.id.clone(),
         }))

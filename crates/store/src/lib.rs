@@ -79,6 +79,28 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` rows fetched in order: the extra row only says that
+    /// there is a next page, which starts after the last row kept.
+    pub(crate) fn of(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> Cursor) -> Page<T> {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
+/// Where a keyset page starts: the (time, id) after which rows are listed (the very start
+/// without a cursor).
+pub(crate) fn page_start(after: Option<&Cursor>) -> (i64, String) {
+    after
+        .map(|c| (c.at, c.id.clone()))
+        .unwrap_or((i64::MIN, String::new()))
+}
+
 /// A stored response to an `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyRecord {
@@ -757,9 +779,7 @@ impl Store for SqlStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<Device>> {
-        let (at, id) = after
-            .map(|c| (c.at, c.id.clone()))
-            .unwrap_or((i64::MIN, String::new()));
+        let (at, id) = page_start(after);
         let rows = sqlx::query(&format!(
             "SELECT {DEVICE_COLS} FROM devices WHERE business_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
              ORDER BY created_at, id LIMIT $4"
@@ -770,17 +790,11 @@ impl Store for SqlStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut items: Vec<Device> = rows.iter().map(device_from_row).collect::<Result<_>>()?;
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|d| Cursor {
-                at: d.created_at,
-                id: d.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items: Vec<Device> = rows.iter().map(device_from_row).collect::<Result<_>>()?;
+        Ok(Page::of(items, limit, |d| Cursor {
+            at: d.created_at,
+            id: d.id.clone(),
+        }))
     }
 
     async fn record_nonces(&self, device_id: &str, nonces_hex: &[String], at: i64) -> Result<bool> {
@@ -1095,9 +1109,7 @@ impl Store for SqlStore {
         after: Option<&Cursor>,
         limit: u32,
     ) -> Result<Page<MatchLogEntry>> {
-        let (at, id) = after
-            .map(|c| (c.at, c.id.clone()))
-            .unwrap_or((i64::MIN, String::new()));
+        let (at, id) = page_start(after);
         let rows = sqlx::query(
             "SELECT id, person_id, business_id, device_id, site, at, decision, score, event_id, outcome FROM match_log
              WHERE business_id = $1 AND person_id = $2 AND (at > $3 OR (at = $3 AND id > $4))
@@ -1129,16 +1141,10 @@ impl Store for SqlStore {
                 outcome: r.try_get("outcome")?,
             });
         }
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|e| Cursor {
-                at: e.at,
-                id: e.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::of(items, limit, |e| Cursor {
+            at: e.at,
+            id: e.id.clone(),
+        }))
     }
 
     async fn create_webhook_endpoint(

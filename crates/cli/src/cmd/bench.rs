@@ -110,7 +110,7 @@ fn key(i: u64) -> Key {
     Key::new(i, Hand::Right, 0)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -446,7 +446,7 @@ fn build_gallery(
 }
 
 /// The 1, 5 and 15 minute load averages (Linux), for reading the timings against.
-fn loadavg() -> Option<[f64; 3]> {
+pub(super) fn loadavg() -> Option<[f64; 3]> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut it = s.split_whitespace().map(|x| x.parse::<f64>().ok());
     Some([it.next()??, it.next()??, it.next()??])

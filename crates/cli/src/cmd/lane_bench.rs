@@ -18,18 +18,17 @@
 //! 4. `wrong_admits`: any admission of an arrival who holds no ticket, or on a ticket that is
 //!    not the arrival's own. The last line is one JSON object.
 
+use super::bench::{loadavg, percentile};
 use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use openpalm_device::{Client, Reader};
-use openpalm_domain::apikey::{self, Environment, Scope};
 use openpalm_domain::ids::{DeviceKind, Purpose};
-use openpalm_domain::model::{ApiKeyRecord, Business};
 use openpalm_engine::{Engine, InputKind, Template};
 use openpalm_gallery::synthetic::indexed_template;
 use openpalm_gallery::Layout;
-use openpalm_server::seed::{enrollment_write, person_id};
+use openpalm_server::seed::person_id;
 use openpalm_server::{Config, Running};
-use openpalm_store::{EnrollmentWrite, SqlStore, Store};
+use openpalm_store::SqlStore;
 use openpalm_synth::{Band, Difficulty, Generator, Kind};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -76,19 +75,6 @@ pub struct LaneArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Synthetic palm `g`'s capture `k` as PNG.
@@ -150,27 +136,7 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
     );
     let keys = openpalm_server::state::load_or_create_keys(dir).context("service keys")?;
     let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db"))).await?;
-    let now = openpalm_domain::now_unix();
-    let k = apikey::generate(Environment::Test);
-    store
-        .create_business(
-            &Business {
-                id: BUSINESS.into(),
-                name: "Bench tickets".into(),
-                created_at: now,
-            },
-            &ApiKeyRecord {
-                id: "key_bench_lane_seed".into(),
-                business_id: BUSINESS.into(),
-                environment: Environment::Test,
-                scopes: vec![Scope::Keys],
-                hash: k.hash,
-                display_prefix: k.display_prefix,
-                created_at: now,
-                revoked_at: None,
-            },
-        )
-        .await?;
+    openpalm_server::seed::business(&store, BUSINESS, "Bench tickets", openpalm_domain::now_unix()).await?;
     let t = Instant::now();
     let palms = a.genuine + a.others;
     let genuine: Vec<Vec<Template>> = (0..palms)
@@ -192,29 +158,23 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
         ProgressStyle::with_template("seeding {bar:40} {pos}/{len} persons, {per_sec}, eta {eta}")
             .context("progress template")?,
     );
-    let batch = 2000u64;
-    let mut start = 1u64;
-    while start <= a.enrolled {
-        let end = (start + batch - 1).min(a.enrolled);
-        let writes: Vec<EnrollmentWrite> = (start..=end)
-            .into_par_iter()
-            .map(|seq| {
-                let id = person_id(PREFIX, seq);
-                match palm_of(a, seq) {
-                    Some(g) => enrollment_write(&keys, BUSINESS, &id, seq, &genuine[g as usize], now),
-                    None => {
-                        let ts: Vec<Template> = (0..3)
-                            .map(|i| indexed_template(a.seed, seq * 3 + i, &layout))
-                            .collect();
-                        enrollment_write(&keys, BUSINESS, &id, seq, &ts, now)
-                    }
-                }
-            })
-            .collect();
-        store.enroll_many(&writes).await?;
-        bar.inc(end - start + 1);
-        start = end + 1;
-    }
+    let templates_of = |seq: u64| match palm_of(a, seq) {
+        Some(g) => genuine[g as usize].clone(),
+        None => (0..3)
+            .map(|i| indexed_template(a.seed, seq * 3 + i, &layout))
+            .collect(),
+    };
+    openpalm_server::seed::persons(
+        &store,
+        &keys,
+        BUSINESS,
+        PREFIX,
+        a.enrolled,
+        2000,
+        templates_of,
+        |n| bar.inc(n),
+    )
+    .await?;
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
     eprintln!("seeded {} persons in {secs:.1} s", a.enrolled);
@@ -226,24 +186,9 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
 /// A fresh API key of the bench business, written to the store.
 async fn api_key(dir: &Path) -> Result<String> {
     let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db"))).await?;
-    let k = apikey::generate(Environment::Test);
-    store
-        .insert_api_key(
-            &ApiKeyRecord {
-                id: openpalm_domain::ids::new_id("key"),
-                business_id: BUSINESS.into(),
-                environment: Environment::Test,
-                scopes: Scope::ALL.to_vec(),
-                hash: k.hash,
-                display_prefix: k.display_prefix,
-                created_at: openpalm_domain::now_unix(),
-                revoked_at: None,
-            },
-            None,
-        )
-        .await?;
+    let secret = openpalm_server::seed::api_key(&store, BUSINESS).await?;
     store.close().await;
-    Ok(k.secret)
+    Ok(secret)
 }
 
 /// Who comes to the lane.
@@ -281,8 +226,9 @@ pub fn run(a: LaneArgs) -> Result<()> {
 
 async fn run_async(a: LaneArgs) -> Result<()> {
     let load_at_start = loadavg();
-    let tmp = tempfile_dir()?;
-    let dir = a.data.clone().unwrap_or_else(|| tmp.join("data"));
+    // Removed when dropped, at the end, unless `--data` keeps the seeded folder elsewhere.
+    let tmp = tempfile::tempdir()?;
+    let dir = a.data.clone().unwrap_or_else(|| tmp.path().join("data"));
     std::fs::create_dir_all(&dir)?;
     restrict(&dir)?;
     let engine = Engine::default();
@@ -464,28 +410,24 @@ async fn run_async(a: LaneArgs) -> Result<()> {
         "loadavg": {"start": load_at_start, "before": load_before, "after": load_after},
     });
     eprintln!(
-        "{n} decisions at {} gates: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, {:.1} decisions/s; admitted {admitted} ({holders_admitted}/{} genuine holders), wrong admits {wrong_admits}; load {load_before} -> {load_after}",
+        "{n} decisions at {} gates: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, {:.1} decisions/s; admitted {admitted} ({holders_admitted}/{} genuine holders), wrong admits {wrong_admits}; load {} -> {}",
         a.gates,
         percentile(&ms, 0.5),
         percentile(&ms, 0.95),
         percentile(&ms, 0.99),
         n as f64 / wall,
-        a.genuine
+        a.genuine,
+        load_text(load_before),
+        load_text(load_after)
     );
     eprintln!("outcomes: {}", serde_json::to_string(&report["outcomes"])?);
     running.stop().await?;
-    if a.data.is_none() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
     if a.json {
         println!("{report}");
     }
     Ok(())
 }
 
-/// A fresh temporary folder (removed at the end unless `--data` was given).
-fn tempfile_dir() -> Result<PathBuf> {
-    let p = std::env::temp_dir().join(openpalm_domain::ids::new_id("openpalm-bench-lane"));
-    std::fs::create_dir_all(&p)?;
-    Ok(p)
+fn load_text(l: Option<[f64; 3]>) -> String {
+    l.map_or_else(|| "unknown".into(), |[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
 }
