@@ -13,7 +13,7 @@
 //! coep028, see `coep.rs`); 40 of 40 holders admitted at the first try (100%), all 40 second
 //! tries `already_admitted`; the 17 enrolled without a ticket `no_ticket_for_event`, the 3
 //! refused and the 7 strangers `not_recognised`; no one recognised as someone else; median
-//! `decision_ms` 17 to 23 ms (CPU, varies run to run).
+//! `decision_ms` 17.9 ms in one run (CPU, varies run to run).
 //!
 //! Needs `../shared/data/coep-hands-dev`: skipped with a message when absent, a failure when
 //! absent under `CI=true`.
