@@ -248,6 +248,70 @@ fn scoped_search_equals_brute_force_over_the_scope_and_follows_changes() {
 }
 
 #[test]
+fn a_per_person_scope_ranks_first_templates_and_scores_every_template_of_those_it_keeps() {
+    // 2000 persons with three templates each; probes are genuine captures of a person's
+    // *first* template: the per-person first stage sees only their latest template (an
+    // unrelated random code here), so a person is found only through the exact stage's
+    // scores of all their templates when the sketch keeps them; with every person kept
+    // (min_candidates >= persons) that is always, and the scores are the exact ones.
+    let layout = Layout::ENGINE_DEFAULT;
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let mut g = Gallery::new(layout, MatchConfig::default()).unwrap();
+    let mut items = Vec::new();
+    for p in 0..2000u64 {
+        for i in 0..3u32 {
+            let t = random_template(&mut rng, &layout);
+            let key = Key::new(p, Hand::Right, i);
+            g.add(key, &t).unwrap();
+            items.push((key, t));
+        }
+    }
+    let persons: Vec<u64> = (0..2000).collect();
+    let per_person = g.scope_per_person(persons.iter().copied());
+    assert!(per_person.is_per_person());
+    assert_eq!(
+        per_person.templates(),
+        2000,
+        "one first-stage template per person"
+    );
+    let engine = Engine::default();
+    g.set_search_params(SearchParams {
+        min_candidates: 2000,
+        candidates_per_million: 0,
+        exhaustive_up_to: 0,
+        extend_below: None,
+        extended_per_million: 0,
+    });
+    for q in 0..5 {
+        let (key, t) = &items[(q * 397 % 2000) * 3];
+        let probe = genuine_probe(&mut rng, t);
+        let got = g.identify_within_first_look(&per_person, &probe, 2).unwrap();
+        assert_eq!(got[0].person, key.person, "probe {q}");
+        assert_eq!(got[0].key, *key, "the best template is the first one");
+        assert_eq!(engine.score(&probe, t).to_bits(), got[0].score.to_bits());
+    }
+    // With the default parameters the first stage keeps a handful of persons by their
+    // latest template: a probe of the latest template is found...
+    g.set_search_params(SearchParams::default());
+    let (key, t) = &items[3 * 1234 + 2];
+    let probe = genuine_probe(&mut rng, t);
+    let got = g.identify_within_first_look(&per_person, &probe, 2).unwrap();
+    assert_eq!(got[0].person, key.person);
+    // ...and a small per-person scope (exhaustive) scores every template of every person.
+    let small = g.scope_per_person([7u64, 8, 9]);
+    let (key, t) = &items[3 * 8 + 1];
+    let probe = genuine_probe(&mut rng, t);
+    let got = g.identify_within(&small, &probe, 3).unwrap();
+    let inside: Vec<_> = items
+        .iter()
+        .filter(|(k, _)| (7..=9).contains(&k.person))
+        .cloned()
+        .collect();
+    assert!(same(&got, &brute(&engine, &inside, &probe, 3)));
+    assert_eq!(got[0].key, *key);
+}
+
+#[test]
 fn bad_input_is_refused_with_typed_errors() {
     let mut g = Gallery::new(Layout::ENGINE_DEFAULT, MatchConfig::default()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);

@@ -42,10 +42,13 @@ pub trait Matcher: Send + Sync {
         scope: Option<&str>,
         k: usize,
     ) -> Result<Vec<Candidate>, MatcherError>;
-    /// Like [`Matcher::identify`] in `scope`, with the gallery's first look only: for a
-    /// search whose miss costs only the reason given to a refused person (never an
-    /// acceptance), so that a palm nobody enrolled costs one scan, not two.
-    fn identify_first_look(
+    /// Like [`Matcher::identify`] in `scope`, cheaper and less thorough: for a search whose
+    /// miss costs only the reason given to a refused person (never an acceptance). One look
+    /// of the gallery's per-person scope (`Gallery::scope_per_person`: one sketch per
+    /// person, the probe's primary pose; every template of the persons kept scored
+    /// exactly), so that a palm nobody enrolled costs one scan of `persons` sketches instead
+    /// of two scans of `templates x poses`.
+    fn identify_coarse(
         &self,
         probe: &Template,
         scope: &str,
@@ -73,6 +76,17 @@ struct ScopeEntry {
     /// shared: searches of one scope (every gate of an event) run side by side, holding the
     /// lock only to clone the `Arc`.
     resolved: RwLock<Option<Arc<openpalm_gallery::Scope>>>,
+    /// The same persons as a per-person scope ([`Matcher::identify_coarse`]), resolved on
+    /// its first use the same way (one sketch and one slot per person: 52 bytes each).
+    per_person: RwLock<Option<Arc<openpalm_gallery::Scope>>>,
+}
+
+impl ScopeEntry {
+    /// Forget both resolved scopes (members changed).
+    fn invalidate(&mut self) {
+        *self.resolved.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.per_person.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// [`Matcher`] over `openpalm_gallery::Gallery`.
@@ -142,7 +156,7 @@ impl Matcher for GalleryMatcher {
         }
         for s in self.scopes.values_mut() {
             if s.persons.remove(&person) {
-                *s.resolved.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+                s.invalidate();
             }
         }
     }
@@ -150,7 +164,7 @@ impl Matcher for GalleryMatcher {
     fn admit(&mut self, scope: &str, person: u64) {
         let s = self.scopes.entry(scope.to_string()).or_default();
         if s.persons.insert(person) {
-            *s.resolved.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+            s.invalidate();
         }
     }
 
@@ -170,13 +184,13 @@ impl Matcher for GalleryMatcher {
         Ok(candidates(found))
     }
 
-    fn identify_first_look(
+    fn identify_coarse(
         &self,
         probe: &Template,
         scope: &str,
         k: usize,
     ) -> Result<Vec<Candidate>, MatcherError> {
-        let found = match self.resolved(scope) {
+        let found = match self.resolved_as(scope, true) {
             Some(s) => self.gallery.identify_within_first_look(&s, probe, k)?,
             None => return Ok(Vec::new()),
         };
@@ -203,9 +217,18 @@ impl GalleryMatcher {
     /// The resolved gallery scope of `name`, current with the gallery (resolved again under
     /// the scope's write lock only after a change); `None` for a scope nobody was admitted to.
     fn resolved(&self, name: &str) -> Option<Arc<openpalm_gallery::Scope>> {
+        self.resolved_as(name, false)
+    }
+
+    /// [`GalleryMatcher::resolved`], or its per-person form.
+    fn resolved_as(&self, name: &str, per_person: bool) -> Option<Arc<openpalm_gallery::Scope>> {
         let entry = self.scopes.get(name)?;
-        let current = entry
-            .resolved
+        let slot = if per_person {
+            &entry.per_person
+        } else {
+            &entry.resolved
+        };
+        let current = slot
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
@@ -214,12 +237,17 @@ impl GalleryMatcher {
         if let Some(s) = current {
             return Some(s);
         }
-        let mut w = entry.resolved.write().unwrap_or_else(|e| e.into_inner());
+        let mut w = slot.write().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = w.as_ref().filter(|s| self.gallery.is_current(s)) {
             // Another search resolved it meanwhile.
             return Some(s.clone());
         }
-        let s = Arc::new(self.gallery.scope(entry.persons.iter().copied()));
+        let persons = entry.persons.iter().copied();
+        let s = Arc::new(if per_person {
+            self.gallery.scope_per_person(persons)
+        } else {
+            self.gallery.scope(persons)
+        });
         *w = Some(s.clone());
         Some(s)
     }
@@ -284,7 +312,7 @@ mod tests {
             let scoped = m.identify(&probe, Some("biz_even"), 5).unwrap();
             assert_eq!(scoped, brute_force(&engine, &enrolled, &probe, Some(&even), 5));
             assert!(scoped.iter().all(|c| c.person % 2 == 0));
-            assert_eq!(m.identify_first_look(&probe, "biz_even", 5).unwrap(), scoped);
+            assert_eq!(m.identify_coarse(&probe, "biz_even", 5).unwrap(), scoped);
             assert_eq!(scoped[0].person == target, target % 2 == 0);
         }
         assert!(m

@@ -73,8 +73,8 @@ pub(crate) async fn search(
     search_looks(state, probe, scope, k, true).await
 }
 
-/// [`search`], with the first look only when `second_look` is false (see
-/// [`crate::matcher::Matcher::identify_first_look`]).
+/// [`search`], or the cheaper search that only names a reason when `second_look` is false
+/// (see [`crate::matcher::Matcher::identify_coarse`]).
 async fn search_looks(
     state: &AppState,
     probe: &Template,
@@ -91,7 +91,7 @@ async fn search_looks(
         if second_look {
             m.identify(&probe, Some(&scope), k)
         } else {
-            m.identify_first_look(&probe, &scope, k)
+            m.identify_coarse(&probe, &scope, k)
         }
         .map_err(|e| ApiError::internal("matcher", e))
     })
@@ -166,8 +166,9 @@ pub(crate) async fn recognise(
         }),
         _ if direction == Direction::Entry => {
             // Not a holder: a member of the business without a ticket, or nobody it knows.
-            // The answer is a denial either way; this search only names the reason, so one
-            // look is enough (a palm nobody enrolled costs one scan of the members).
+            // The answer is a denial either way; this search only names the reason, so the
+            // coarse search is enough (a palm nobody enrolled costs one scan of one sketch
+            // per member, primary pose: a member it misses is told `not_recognised`).
             let wide = search_looks(state, probe, &event.business_id, 2, false).await?;
             let scores: Vec<f32> = wide.iter().map(|c| c.score).collect();
             let (d, _) = policy.decide(&scores);
