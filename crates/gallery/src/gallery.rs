@@ -102,7 +102,7 @@ impl Scope {
         &self.persons
     }
     /// Templates in the scope when it was last resolved (for a per-person scope: the
-    /// persons' first templates, one each).
+    /// persons' latest templates, one each).
     pub fn templates(&self) -> usize {
         self.slots.len()
     }
@@ -229,6 +229,11 @@ impl Gallery {
             s = self.next[cur as usize];
             Some(cur)
         })
+    }
+
+    /// Every template slot of `persons`.
+    fn all_slots(&self, persons: impl Iterator<Item = u64>) -> Vec<u32> {
+        persons.flat_map(|p| self.person_slots(p)).collect()
     }
 
     fn slot_of(&self, key: &Key) -> Option<u32> {
@@ -479,7 +484,7 @@ impl Gallery {
     /// added) with the probe's primary pose only, and the exact stage scores every
     /// template of the persons it keeps. A first-look search of it scans `persons`
     /// sketches with one pose instead of `templates x poses`: at a million members with
-    /// three templates each, 15 times fewer sketch distances. A person whose first template
+    /// three templates each, 15 times fewer sketch distances. A person whose latest template
     /// the sketch ranks low is missed; use [`Gallery::scope`] wherever a miss matters.
     pub fn scope_per_person(&self, persons: impl IntoIterator<Item = u64>) -> Scope {
         self.resolve(persons, true)
@@ -639,15 +644,15 @@ impl Gallery {
             .map_err(|_| GalleryError::UnsupportedLayout(self.layout))?;
         let n = scope.map_or(self.len, |s| s.slots.len());
         if let Some(s) = scope.filter(|s| s.per_person && !exact && n > self.params.exhaustive_up_to) {
-            // One look: persons ranked by their first template, primary pose; every template
+            // One look: persons ranked by their latest template, primary pose; every template
             // of the persons kept scored exactly.
             let sk = ProbeSketch::new(&self.layout, &codes.codes()[..1]);
             let head = self.prefilter(&sk, Some(s), self.params.candidates(n, k));
-            let slots: Vec<u32> = head
-                .iter()
-                .filter_map(|&h| self.keys[h as usize])
-                .flat_map(|key| self.person_slots(key.person))
-                .collect();
+            let slots = self.all_slots(
+                head.iter()
+                    .filter_map(|&h| self.keys[h as usize])
+                    .map(|k| k.person),
+            );
             let scored = self.score_slots(&codes, slots.par_iter().copied());
             return Ok(self.rank(scored, k));
         }
@@ -674,7 +679,7 @@ impl Gallery {
         } else {
             match scope {
                 Some(s) if s.per_person => {
-                    let slots: Vec<u32> = s.persons.iter().flat_map(|&p| self.person_slots(p)).collect();
+                    let slots = self.all_slots(s.persons.iter().copied());
                     self.score_slots(&codes, slots.par_iter().copied())
                 }
                 Some(s) => self.score_slots(&codes, s.slots.par_iter().copied()),
