@@ -207,6 +207,27 @@ impl ServiceKeys {
         hex::encode(self.hmac(&[b"openpalm phone v1", normalised_phone.as_bytes()]))
     }
 
+    /// Keyed hash of a person's step-up code at one business (PIN or the last four digits
+    /// of their phone): the code is never kept, and a stolen database alone cannot be
+    /// searched for it without the deployment secret.
+    pub fn step_up_hash(&self, person_id: &str, business_id: &str, code: &str) -> String {
+        hex::encode(self.hmac(&[
+            b"openpalm step-up v1",
+            person_id.as_bytes(),
+            business_id.as_bytes(),
+            code.as_bytes(),
+        ]))
+    }
+
+    /// Compare a code with a stored step-up hash in constant time.
+    pub fn step_up_matches(&self, person_id: &str, business_id: &str, code: &str, stored: &str) -> bool {
+        use subtle_eq::ct_eq;
+        ct_eq(
+            self.step_up_hash(person_id, business_id, code).as_bytes(),
+            stored.as_bytes(),
+        )
+    }
+
     fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.deployment_secret[..])
             .expect("HMAC takes any key length");
@@ -343,5 +364,15 @@ mod tests {
         assert_ne!(a, k.pseudonymous_id("biz_a", "per_2"));
         assert_ne!(a, ServiceKeys::generate().pseudonymous_id("biz_a", "per_1"));
         assert_ne!(k.phone_hash("+33612345678"), k.phone_hash("+33612345679"));
+    }
+}
+
+mod subtle_eq {
+    /// Constant-time equality of two byte strings of public length.
+    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 }

@@ -12,6 +12,8 @@
 //! - [`model`]: the records the service keeps (business, device, person, consent, link,
 //!   match log entry, webhook endpoint, outbox event).
 //! - [`entry`]: venue entry: events, tickets, the gate's admit / deny rules and their reasons.
+//! - [`money`]: integer minor units of an ISO 4217 currency; never floats.
+//! - [`payment`]: pay by palm: the payment state machine, safeguards, the processor's intent.
 //! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
 pub mod apikey;
@@ -20,6 +22,8 @@ pub mod entry;
 pub mod ids;
 pub mod keys;
 pub mod model;
+pub mod money;
+pub mod payment;
 pub mod protocol;
 pub mod webhook;
 
@@ -37,4 +41,31 @@ pub fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The service's clock (Unix seconds). Payments and authorisations expire by it; tests and
+/// the demo move it forward instead of waiting days.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> i64;
+}
+
+/// The system clock, plus an offset that only [`MovableClock::advance`] changes (0 in
+/// production).
+#[derive(Debug, Default)]
+pub struct MovableClock {
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl MovableClock {
+    /// Move the clock forward (or back, with a negative value) by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for MovableClock {
+    fn now(&self) -> i64 {
+        now_unix() + self.offset_secs.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
