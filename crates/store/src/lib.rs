@@ -22,6 +22,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 mod entry;
 pub use entry::{EntryStore, EventCounts, GateCount, LaneWrite, TicketMove};
+mod payment;
+pub use payment::{DailyLimit, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, Refund};
 
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -187,7 +189,7 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: EntryStore + Send + Sync {
+pub trait Store: EntryStore + PaymentStore + Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 
@@ -516,6 +518,9 @@ impl SqlStore {
             "event_gates",
             "tickets",
             "passages",
+            "payments",
+            "payment_refunds",
+            "payment_settings",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }
@@ -1075,6 +1080,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         entry::forget_person_in(&mut tx, person_id).await?;
+        payment::forget_person_in(&mut tx, person_id).await?;
         for table in ["templates", "memberships", "links", "match_log"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
                 .bind(person_id)

@@ -584,3 +584,113 @@ async fn bulk_enrollments_are_all_or_none_and_load_by_pages() {
         seen
     );
 }
+
+#[tokio::test]
+async fn payments_move_by_compare_and_set_and_keep_the_daily_limit() {
+    use openpalm_domain::money::Money;
+    use openpalm_domain::payment::{Payment, PaymentSettings, PaymentStatus, StepUpMethod};
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir).await;
+    let (b, k) = business("biz_p");
+    s.create_business(&b, &k).await.unwrap();
+    s.insert_device(&device("dev_p", "biz_p", 1), None).await.unwrap();
+    person(&s, "biz_p", "per_p", 1).await;
+    let settings = PaymentSettings {
+        person_id: "per_p".into(),
+        business_id: "biz_p".into(),
+        currency: "EUR".into(),
+        per_payment_limit_minor: None,
+        daily_limit_minor: Some(10_000),
+        step_up_above_minor: Some(5_000),
+        step_up_method: Some(StepUpMethod::Pin),
+        step_up_hash: Some("abc".into()),
+        updated_at: 5,
+    };
+    s.put_payment_settings(&settings).await.unwrap();
+    assert_eq!(
+        s.payment_settings("per_p", "biz_p").await.unwrap().unwrap(),
+        settings
+    );
+    let day = 86_400 * 100;
+    let open = |id: &str, order: &str, minor: u64| {
+        Payment::open(
+            id.into(),
+            "biz_p".into(),
+            "dev_p".into(),
+            order.into(),
+            Money::new(minor, "EUR").unwrap(),
+            day + 10,
+        )
+    };
+    let new = |p: Payment| PaymentWrite {
+        expected_version: None,
+        ..PaymentWrite::moving(p, 0)
+    };
+    s.write_payment(&new(open("pay_a", "o-1", 6_000))).await.unwrap();
+    assert!(matches!(
+        s.write_payment(&new(open("pay_b", "o-1", 1))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let a = s.payment("biz_p", "pay_a").await.unwrap().unwrap();
+    assert_eq!(a, open("pay_a", "o-1", 6_000));
+    assert!(s.payment("biz_other", "pay_a").await.unwrap().is_none());
+    let limit = DailyLimit {
+        person_id: "per_p".into(),
+        business_id: "biz_p".into(),
+        day_start: day,
+        limit_minor: 10_000,
+        currency: "EUR".into(),
+    };
+    let authorizing = |p: &Payment| {
+        let r = p.recognised("per_p", Some("tok"), day + 11).unwrap();
+        let next = r.start_authorize(false, day + 11).unwrap();
+        let mut w = PaymentWrite::moving(next, p.version);
+        w.daily_limit = Some(limit.clone());
+        w
+    };
+    let wa = authorizing(&a);
+    assert_eq!(s.write_payment(&wa).await.unwrap(), PaymentWritten::Written);
+    // The same move again finds the payment moved.
+    assert_eq!(s.write_payment(&wa).await.unwrap(), PaymentWritten::Stale);
+    let got = s.payment("biz_p", "pay_a").await.unwrap().unwrap();
+    assert_eq!(got, wa.payment);
+    assert_eq!(s.pending_payments(10).await.unwrap().len(), 1);
+    assert_eq!(s.outstanding_payments("per_p").await.unwrap().len(), 1);
+    // 6,000 held today: another 5,000 passes the 10,000 limit and writes nothing.
+    s.write_payment(&new(open("pay_c", "o-2", 5_000))).await.unwrap();
+    let c = s.payment("biz_p", "pay_c").await.unwrap().unwrap();
+    assert_eq!(
+        s.write_payment(&authorizing(&c)).await.unwrap(),
+        PaymentWritten::OverDailyLimit
+    );
+    assert_eq!(s.payment("biz_p", "pay_c").await.unwrap().unwrap(), c);
+    let f = PaymentFilter {
+        statuses: vec![PaymentStatus::AwaitingPalm.as_str().into()],
+        person_id: None,
+    };
+    let page = s.list_payments("biz_p", &f, None, 10).await.unwrap();
+    assert_eq!(
+        page.items.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        ["pay_c"]
+    );
+    let all = s
+        .list_payments("biz_p", &PaymentFilter::default(), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 1);
+    assert!(all.next.is_some());
+    assert_eq!(
+        s.payments_of_person("per_p", None, 10).await.unwrap().items.len(),
+        1
+    );
+    // Erasure keeps the store's records without the person.
+    assert!(s.erase_person("per_p", &[]).await.unwrap());
+    assert!(s
+        .payment("biz_p", "pay_a")
+        .await
+        .unwrap()
+        .unwrap()
+        .person_id
+        .is_none());
+    assert!(s.payment_settings("per_p", "biz_p").await.unwrap().is_none());
+}
