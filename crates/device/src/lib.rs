@@ -222,6 +222,25 @@ impl Client {
         self.send(req).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Answer, DeviceError> {
+        self.send(self.http.put(self.url(path)).json(body)).await
+    }
+
+    /// A checkout's palm for a payment (`POST /v1/payments/{id}/palm`).
+    pub async fn pay(
+        &self,
+        payment_id: &str,
+        input: &str,
+        capture: &SealedCaptureWire,
+    ) -> Result<Answer, DeviceError> {
+        self.post(
+            &format!("/v1/payments/{payment_id}/palm"),
+            &serde_json::json!({ "input": input, "capture": capture }),
+            None,
+        )
+        .await
+    }
+
     /// The service's HPKE public key.
     pub async fn service_key(&self) -> Result<HpkePublicKey, DeviceError> {
         let v = self.get("/v1/service-key").await?.ok()?;

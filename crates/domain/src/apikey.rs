@@ -52,10 +52,13 @@ pub enum Scope {
     /// Create events, issue, transfer and cancel tickets, override lane decisions, read
     /// entry counts.
     Events,
+    /// Open payments for a checkout, send the palm, capture, void and refund them, read
+    /// receipts and purchase histories, set a person's payment safeguards.
+    Payments,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::Keys,
         Scope::Devices,
         Scope::Enroll,
@@ -63,6 +66,7 @@ impl Scope {
         Scope::People,
         Scope::Webhooks,
         Scope::Events,
+        Scope::Payments,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -74,6 +78,7 @@ impl Scope {
             Scope::People => "people",
             Scope::Webhooks => "webhooks",
             Scope::Events => "events",
+            Scope::Payments => "payments",
         }
     }
 }
@@ -83,7 +88,7 @@ impl std::str::FromStr for Scope {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Scope::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
             format!(
-                "unknown scope {s:?}: expected keys, devices, enroll, identify, people, webhooks or events"
+                "unknown scope {s:?}: expected keys, devices, enroll, identify, people, webhooks, events or payments"
             )
         })
     }

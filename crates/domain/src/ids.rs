@@ -26,6 +26,8 @@ pub mod prefix {
     pub const TICKET: &str = "tkt";
     /// One decision at a lane.
     pub const PASSAGE: &str = "ent";
+    pub const PAYMENT: &str = "pay";
+    pub const REFUND: &str = "re";
 }
 
 /// What a reader is for.

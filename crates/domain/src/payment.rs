@@ -617,6 +617,16 @@ impl Payment {
         if intent.expires_at.is_some() {
             p.expires_at = intent.expires_at;
         }
+        // A payment the service already closed (declined, failed, voided, expired) stays
+        // closed when the processor reports the intent cancelled or lapsed afterwards.
+        let closing = matches!(
+            intent.state,
+            IntentState::Canceled | IntentState::Expired | IntentState::Declined(_)
+        );
+        if self.status.is_final() && closing {
+            p.authorized_minor = 0;
+            return Ok(Some(p.touch(now)));
+        }
         p.status = match &intent.state {
             IntentState::RequiresAction => PaymentStatus::StepUpRequired,
             IntentState::RequiresCapture => PaymentStatus::Authorized,

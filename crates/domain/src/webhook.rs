@@ -39,15 +39,36 @@ pub enum EventType {
     /// A palm lane (or an attendant) refused entry, with the reason.
     #[serde(rename = "entry.denied")]
     EntryDenied,
+    /// A palm payment was authorised on the person's card.
+    #[serde(rename = "payment.authorized")]
+    PaymentAuthorized,
+    #[serde(rename = "payment.captured")]
+    PaymentCaptured,
+    #[serde(rename = "payment.voided")]
+    PaymentVoided,
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded,
+    /// Declined (by the processor or a safeguard) or failed (attempts spent).
+    #[serde(rename = "payment.failed")]
+    PaymentFailed,
+    /// An authorisation lapsed before it was captured.
+    #[serde(rename = "payment.expired")]
+    PaymentExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 11] = [
         EventType::PersonLinked,
         EventType::PersonUnlinked,
         EventType::PersonDeleted,
         EventType::EntryAdmitted,
         EventType::EntryDenied,
+        EventType::PaymentAuthorized,
+        EventType::PaymentCaptured,
+        EventType::PaymentVoided,
+        EventType::PaymentRefunded,
+        EventType::PaymentFailed,
+        EventType::PaymentExpired,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -57,6 +78,12 @@ impl EventType {
             EventType::PersonDeleted => "person.deleted",
             EventType::EntryAdmitted => "entry.admitted",
             EventType::EntryDenied => "entry.denied",
+            EventType::PaymentAuthorized => "payment.authorized",
+            EventType::PaymentCaptured => "payment.captured",
+            EventType::PaymentVoided => "payment.voided",
+            EventType::PaymentRefunded => "payment.refunded",
+            EventType::PaymentFailed => "payment.failed",
+            EventType::PaymentExpired => "payment.expired",
         }
     }
 }

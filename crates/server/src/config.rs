@@ -26,6 +26,22 @@ pub struct Config {
     /// well (within `ambiguity_margin`) or better, the lane answers `ambiguous` rather than
     /// admit a look-alike on a holder's ticket. 0 turns the check off.
     pub lane_confirm_below: f32,
+    /// Decision threshold for paying by palm: stricter than [`IDENTIFICATION_THRESHOLD`]
+    /// (0.47, entry), because a false match pays with someone else's card. At 0.50, on
+    /// `tongji-600-dev` (17,940,000 impostor pairs, one ROI template against one) no
+    /// impostor pair reaches it (the highest scores 0.481; 8 pairs reach 0.47), so the
+    /// false match rate per comparison is below 1.7e-7 (95% upper bound, rule of three);
+    /// genuine pairs below it: 3.3% of 57,000 single pairs there, 1.6% of 432 on
+    /// `coep-hands-dev`. Among a store of N members with T templates each, a palm that is
+    /// not enrolled is falsely matched with probability at most about N x T x FMR: below
+    /// 1.7% for 100,000 one-template members, by that bound (the point estimate is 0; #12
+    /// measures the tail). Identification among the store's members only, the ambiguity
+    /// margin and the person's limits and step-up bound what such a match can spend.
+    ///
+    /// [`IDENTIFICATION_THRESHOLD`]: openpalm_engine::IDENTIFICATION_THRESHOLD
+    pub payment_threshold: f32,
+    /// Failures the sandbox processor injects (tests and drills; none by default).
+    pub sandbox_faults: openpalm_processor::sandbox::Faults,
     /// Accept `http://` webhook URLs (default: `https://` only; for local development).
     pub webhook_allow_http: bool,
     /// Delay before the first webhook retry, milliseconds; each further retry doubles it (at
@@ -53,6 +69,8 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             ambiguity_margin: 0.03,
             lane_confirm_below: 0.6,
+            payment_threshold: 0.50,
+            sandbox_faults: openpalm_processor::sandbox::Faults::default(),
             webhook_allow_http: false,
             webhook_retry_base_ms: 5_000,
             // 5 s, 10 s, 20 s, ... then every 6 h: the last attempt about 30 h after the first.
@@ -73,6 +91,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     ambiguity_margin: Option<f32>,
     lane_confirm_below: Option<f32>,
+    payment_threshold: Option<f32>,
     webhook_allow_http: Option<bool>,
     webhook_retry_base_ms: Option<u64>,
     webhook_max_attempts: Option<u32>,
@@ -147,6 +166,7 @@ impl Config {
                 c.ambiguity_margin = v;
             }
             c.lane_confirm_below = f.lane_confirm_below.unwrap_or(c.lane_confirm_below);
+            c.payment_threshold = f.payment_threshold.unwrap_or(c.payment_threshold);
             c.webhook_allow_http = f.webhook_allow_http.unwrap_or(c.webhook_allow_http);
             c.webhook_retry_base_ms = f.webhook_retry_base_ms.unwrap_or(c.webhook_retry_base_ms);
             c.webhook_max_attempts = f.webhook_max_attempts.unwrap_or(c.webhook_max_attempts);
@@ -167,6 +187,9 @@ impl Config {
                 "OPENPALM_LANE_CONFIRM_BELOW" => {
                     c.lane_confirm_below = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.6"))?
                 }
+                "OPENPALM_PAYMENT_THRESHOLD" => {
+                    c.payment_threshold = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.5"))?
+                }
                 "OPENPALM_WEBHOOK_ALLOW_HTTP" => {
                     c.webhook_allow_http = v.parse().map_err(|_| invalid(&k, &v, "expected true or false"))?
                 }
@@ -185,7 +208,7 @@ impl Config {
                     return Err(invalid(
                         other,
                         "(set)",
-                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
+                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_LANE_CONFIRM_BELOW, OPENPALM_PAYMENT_THRESHOLD, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
                     ))
                 }
                 _ => {}
@@ -249,6 +272,13 @@ impl Config {
                 "lane_confirm_below",
                 self.lane_confirm_below,
                 "must be between 0 and 1",
+            ));
+        }
+        if !(openpalm_engine::IDENTIFICATION_THRESHOLD..=1.0).contains(&self.payment_threshold) {
+            return Err(invalid(
+                "payment_threshold",
+                self.payment_threshold,
+                "must be between the identification threshold (0.47) and 1: payment is never looser than entry",
             ));
         }
         if !(10..=WEBHOOK_MAX_DELAY_MS).contains(&self.webhook_retry_base_ms) {

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod config;
 pub mod idempotency;
 pub mod matcher;
+pub mod payments;
 pub mod problem;
 pub mod seed;
 pub mod state;
@@ -34,6 +35,7 @@ pub struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     deliverer: tokio::task::JoinHandle<()>,
+    payments: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -47,6 +49,8 @@ impl Running {
         // An attempt cut short here keeps its lease and is sent again after the next start.
         self.deliverer.abort();
         let _ = self.deliverer.await;
+        self.payments.abort();
+        let _ = self.payments.await;
         served
     }
 }
@@ -77,11 +81,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
     });
     let deliverer = tokio::spawn(webhooks::run(state.clone()));
+    let payments = tokio::spawn(payments::run(state.clone()));
     Ok(Running {
         addr,
         state,
         shutdown: tx,
         task,
         deliverer,
+        payments,
     })
 }

@@ -5,7 +5,10 @@ use crate::config::Config;
 use crate::matcher::{GalleryMatcher, Matcher};
 use openpalm_domain::keys::ServiceKeys;
 use openpalm_domain::model::EncryptedTemplate;
+use openpalm_domain::{Clock, MovableClock};
 use openpalm_engine::{Engine, Template};
+use openpalm_processor::sandbox::Sandbox;
+use openpalm_processor::Processor;
 use openpalm_store::{EntryStore, SqlStore, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,8 @@ pub enum StartError {
     Gallery { person: String, message: String },
     #[error("{0}")]
     Matcher(#[from] crate::matcher::MatcherError),
+    #[error("{0}")]
+    Processor(#[from] openpalm_processor::sandbox::JournalError),
     #[error("webhook HTTP client: {0}")]
     Http(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -77,7 +82,23 @@ pub struct Inner {
     pub webhook_wakeup: tokio::sync::Notify,
     /// Sends webhooks.
     pub http: reqwest::Client,
+    /// The service's clock for payments (expiry); tests and the demo move it.
+    pub clock: Arc<MovableClock>,
+    /// The card processor payments are made with.
+    pub processor: Arc<dyn Processor>,
+    /// The same processor as the sandbox it is (its ledger, for tests and benches).
+    pub sandbox: Arc<Sandbox>,
 }
+
+impl Inner {
+    /// Now by the service's clock (Unix seconds).
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now()
+    }
+}
+
+/// Name of the sandbox processor's journal in the data folder.
+pub const SANDBOX_JOURNAL: &str = "sandbox-processor.jsonl";
 
 pub type AppState = Arc<Inner>;
 
@@ -223,7 +244,16 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
+    let clock = Arc::new(MovableClock::default());
+    let sandbox = Arc::new(Sandbox::with_journal(
+        &dir.join(SANDBOX_JOURNAL),
+        clock.clone(),
+        config.sandbox_faults,
+    )?);
     Ok(Arc::new(Inner {
+        clock,
+        processor: sandbox.clone(),
+        sandbox,
         config,
         keys,
         store: Arc::new(store),

@@ -618,6 +618,7 @@ async fn openapi_lists_every_route_and_every_listed_route_exists() {
             "get" => http.get(format!("{}{path}", env.base)),
             "post" => http.post(format!("{}{path}", env.base)).json(&json!({})),
             "delete" => http.delete(format!("{}{path}", env.base)),
+            "put" => http.put(format!("{}{path}", env.base)).json(&json!({})),
             m => panic!("unexpected method {m}"),
         };
         let res = req.send().await.unwrap();

@@ -130,6 +130,9 @@ pub trait PaymentStore: Send + Sync {
     async fn payment_settings(&self, person_id: &str, business_id: &str) -> Result<Option<PaymentSettings>>;
     /// Insert or replace a person's settings at a store.
     async fn put_payment_settings(&self, settings: &PaymentSettings) -> Result<()>;
+    /// Record the answer to an `Idempotency-Key` on its own (for operations whose answer
+    /// is known only after a processor call). `IdempotencyKeyTaken` if it was taken.
+    async fn save_idempotency(&self, idem: &IdempotencyWrite) -> Result<()>;
 }
 
 const PAYMENT_COLS: &str = "id, business_id, device_id, order_reference, amount_minor, currency, status, person_id, card_token, card_last4, decline, intent_id, intent_version, authorized_minor, captured_minor, refunded_minor, expires_at, pending, palm_attempts, step_up_attempts, version, created_at, updated_at";
@@ -532,6 +535,13 @@ impl PaymentStore for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(settings_from_row).transpose()
+    }
+
+    async fn save_idempotency(&self, idem: &IdempotencyWrite) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        save_idempotency_in(&mut tx, idem).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn put_payment_settings(&self, s: &PaymentSettings) -> Result<()> {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod identify;
 pub mod join;
 pub mod lane;
+pub mod payments;
 pub mod people;
 pub mod public;
 pub mod webhooks;
@@ -18,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
@@ -513,6 +514,148 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             get(lane::counts::counts),
         ),
+        (
+            RouteDoc {
+                body: Some("CreatePayment"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/payments",
+                    "createPayment",
+                    "The point of sale opens a payment for a checkout device: amount, currency, its order reference",
+                    ApiKey,
+                )
+            },
+            post(payments::create),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/payments",
+                    "listPayments",
+                    "The store's payments, oldest first; status (or outstanding) and customer filters",
+                    ApiKey,
+                )
+            },
+            get(payments::list),
+        ),
+        (
+            doc("get", "/v1/payments/{id}", "getPayment", "One payment", ApiKey),
+            get(payments::get),
+        ),
+        (
+            RouteDoc {
+                body: Some("PalmRequest"),
+                ..doc(
+                    "post",
+                    "/v1/payments/{id}/palm",
+                    "payByPalm",
+                    "The checkout's palm: approved, declined, step_up_required, not_recognised or ambiguous",
+                    ApiKey,
+                )
+            },
+            post(payments::checkout::palm),
+        ),
+        (
+            RouteDoc {
+                body: Some("StepUpRequest"),
+                ..doc(
+                    "post",
+                    "/v1/payments/{id}/step-up",
+                    "stepUp",
+                    "The step-up code the person entered at the checkout (attempts limited)",
+                    ApiKey,
+                )
+            },
+            post(payments::checkout::step_up),
+        ),
+        (
+            RouteDoc {
+                body: Some("CaptureRequest"),
+                ..doc(
+                    "post",
+                    "/v1/payments/{id}/capture",
+                    "capturePayment",
+                    "Capture in full or in part once the goods are handed over (the rest is released)",
+                    ApiKey,
+                )
+            },
+            post(payments::capture),
+        ),
+        (
+            doc(
+                "post",
+                "/v1/payments/{id}/void",
+                "voidPayment",
+                "Cancel a payment before capture; an authorisation is released",
+                ApiKey,
+            ),
+            post(payments::void),
+        ),
+        (
+            RouteDoc {
+                body: Some("RefundRequest"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/payments/{id}/refunds",
+                    "refundPayment",
+                    "Refund part or all of what was captured; several refunds, never above it",
+                    ApiKey,
+                )
+            },
+            post(payments::refund),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/payments/{id}/receipt",
+                "paymentReceipt",
+                "The receipt: store, site, amounts captured and refunded, card's last four digits",
+                ApiKey,
+            ),
+            get(payments::receipt),
+        ),
+        (
+            RouteDoc {
+                paged: true,
+                ..doc(
+                    "get",
+                    "/v1/people/{pseudonymous_id}/payments",
+                    "personPayments",
+                    "The store's purchase history with one person, oldest first",
+                    ApiKey,
+                )
+            },
+            get(payments::person_history),
+        ),
+        (
+            RouteDoc {
+                body: Some("PaymentSettings"),
+                ..doc(
+                    "put",
+                    "/v1/people/{pseudonymous_id}/payment-settings",
+                    "putPaymentSettings",
+                    "The person's safeguards at this store: limits per payment and per day, step-up above an amount",
+                    ApiKey,
+                )
+            },
+            put(payments::put_settings),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/people/{pseudonymous_id}/payment-settings",
+                "getPaymentSettings",
+                "The person's safeguards at this store (never the code)",
+                ApiKey,
+            ),
+            get(payments::get_settings),
+        ),
     ]
 }
 
@@ -615,7 +758,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["environment", "scopes"],
             "properties": {
                 "environment": {"type": "string", "enum": ["test", "live"]},
-                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people", "webhooks", "events"]}}
+                "scopes": {"type": "array", "items": {"type": "string", "enum": ["keys", "devices", "enroll", "identify", "people", "webhooks", "events", "payments"]}}
             }
         },
         "RegisterDevice": {
@@ -724,6 +867,50 @@ fn schemas() -> Value {
             "properties": {
                 "input": {"type": "string", "enum": ["roi", "hand"]},
                 "capture": {"$ref": "#/components/schemas/SealedCapture"}
+            }
+        },
+        "CreatePayment": {
+            "type": "object", "required": ["device_id", "amount_minor", "currency", "order_reference"],
+            "properties": {
+                "device_id": {"type": "string", "description": "the checkout device (kind checkout)"},
+                "amount_minor": {"type": "integer", "minimum": 1, "maximum": 10000000000u64, "description": "minor units of the currency (cents for EUR)"},
+                "currency": {"type": "string", "description": "ISO 4217 code with a minor unit"},
+                "order_reference": {"type": "string", "minLength": 1, "maxLength": 200, "description": "unique per business"}
+            }
+        },
+        "PalmRequest": {
+            "type": "object", "required": ["input", "capture"],
+            "properties": {
+                "input": {"type": "string", "enum": ["roi", "hand"]},
+                "capture": {"$ref": "#/components/schemas/SealedCapture"}
+            }
+        },
+        "StepUpRequest": {
+            "type": "object", "required": ["code"],
+            "properties": {"code": {"type": "string", "maxLength": 16}}
+        },
+        "CaptureRequest": {
+            "type": "object",
+            "properties": {"amount_minor": {"type": "integer", "minimum": 1, "description": "default: everything authorised"}}
+        },
+        "RefundRequest": {
+            "type": "object", "required": ["amount_minor"],
+            "properties": {
+                "amount_minor": {"type": "integer", "minimum": 1},
+                "reason": {"type": "string", "maxLength": 500}
+            }
+        },
+        "PaymentSettings": {
+            "type": "object", "required": ["currency"],
+            "properties": {
+                "currency": {"type": "string"},
+                "per_payment_limit_minor": {"type": "integer", "minimum": 0},
+                "daily_limit_minor": {"type": "integer", "minimum": 0},
+                "step_up_above_minor": {"type": "integer", "minimum": 0},
+                "step_up": {"type": "object", "required": ["method", "code"], "properties": {
+                    "method": {"type": "string", "enum": ["pin", "phone_last4"]},
+                    "code": {"type": "string", "pattern": "^[0-9]{4,8}$"}
+                }}
             }
         }
     })

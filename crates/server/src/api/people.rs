@@ -211,6 +211,18 @@ pub async fn erase(
     let caller = auth.require(Scope::People)?;
     let _guard = state.enroll_lock.lock().await;
     let m = member(&state, &caller.business_id, &pid).await?;
+    // Cancelling waits until outstanding payments are captured, voided or expired.
+    let outstanding = state.store.outstanding_payments(&m.person_id).await?;
+    if !outstanding.is_empty() {
+        return Err(ApiError::conflict(
+            "outstanding_payments",
+            format!(
+                "{} payment(s) are still open (authorised or being authorised); erase once they are captured, voided or expired",
+                outstanding.len()
+            ),
+        )
+        .with("outstanding", outstanding.len()));
+    }
     {
         let mut dir = state
             .directory
