@@ -28,6 +28,9 @@ pub struct SimOptions {
     /// `roi` or `hand`.
     pub input: String,
     pub enroll_captures: usize,
+    /// A checkout charges this much per payment (minor units of `currency`).
+    pub amount_minor: u64,
+    pub currency: String,
     /// Stop after this many people.
     pub people: Option<usize>,
     /// A gate with an event drives the event's palm lane (`POST /v1/entries`): every
@@ -132,6 +135,66 @@ fn read_image(p: &Path) -> Result<Vec<u8>, DeviceError> {
     })
 }
 
+/// One customer at a checkout: the point of sale opens a payment, the palm pays it, an
+/// approval is captured (the goods handed over), a step-up the simulator cannot answer is
+/// voided. Returns the palm's answer, its outcome and the palm call's time.
+async fn checkout(
+    opts: &SimOptions,
+    client: &Client,
+    reader: &Reader,
+    capture: &crate::SealedCaptureWire,
+    n: u64,
+) -> Result<(crate::Answer, String, f64), DeviceError> {
+    let order = openpalm_domain::ids::new_id(&format!("sim{n}"));
+    let p = client
+        .post(
+            "/v1/payments",
+            &serde_json::json!({"device_id": reader.device_id, "amount_minor": opts.amount_minor,
+                                "currency": opts.currency, "order_reference": order}),
+            Some(&order),
+        )
+        .await?
+        .ok()?;
+    let id = p["id"].as_str().unwrap_or_default().to_string();
+    let t = Instant::now();
+    let a = client.pay(&id, &opts.input, capture).await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let outcome = if a.status == 200 {
+        let o = a.body["outcome"].as_str().unwrap_or("unknown");
+        match a.body["reason"].as_str() {
+            Some(r) => format!("{o}:{r}"),
+            None if o == "approved" => {
+                format!("approved:{}", a.body["card_last4"].as_str().unwrap_or("????"))
+            }
+            None => o.to_string(),
+        }
+    } else {
+        a.code().unwrap_or("error").to_string()
+    };
+    if outcome.starts_with("approved") {
+        client
+            .post(
+                &format!("/v1/payments/{id}/capture"),
+                &serde_json::json!({}),
+                None,
+            )
+            .await?
+            .ok()?;
+    } else if a.body["payment"]["status"] == "step_up_required"
+        || a.body["payment"]["status"] == "awaiting_palm"
+    {
+        client
+            .post(&format!("/v1/payments/{id}/void"), &serde_json::json!({}), None)
+            .await?
+            .ok()?;
+    }
+    let outcome = match outcome.split_once(':') {
+        Some(("approved", _)) => "approved".to_string(),
+        _ => outcome,
+    };
+    Ok((a, outcome, ms))
+}
+
 /// Run the simulation.
 pub async fn run(opts: &SimOptions) -> Result<SimReport, DeviceError> {
     let client = Client::new(&opts.server, Some(opts.api_key.clone()));
@@ -186,6 +249,21 @@ pub async fn run(opts: &SimOptions) -> Result<SimReport, DeviceError> {
                 arrivals += 1;
                 let bytes = zeroize::Zeroizing::new(read_image(p)?);
                 let capture = reader.seal(Purpose::Identify, &bytes)?;
+                if opts.kind == DeviceKind::Checkout {
+                    let (a, outcome, ms) = checkout(opts, &client, &reader, &capture, arrivals).await?;
+                    if opts.print_each {
+                        println!("{identity:<24} {outcome:<36} {ms:>7.1} ms");
+                    }
+                    records.push(SimRecord {
+                        identity: identity.clone(),
+                        images: vec![p.display().to_string()],
+                        status: a.status,
+                        outcome,
+                        pseudonymous_id: a.body["payment"]["customer"].as_str().map(str::to_string),
+                        millis: ms,
+                    });
+                    continue;
+                }
                 let t = Instant::now();
                 let a = match &opts.event {
                     Some(event) => client.enter(event, &opts.input, &capture).await?,

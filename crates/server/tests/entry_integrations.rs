@@ -129,6 +129,8 @@ async fn the_simulator_drives_a_lane_at_a_set_rate() {
         site: "sim".into(),
         input: "roi".into(),
         enroll_captures: 3,
+        amount_minor: 1250,
+        currency: "EUR".into(),
         people: None,
         event,
         rate: Some(20.0),

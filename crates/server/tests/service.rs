@@ -788,6 +788,8 @@ async fn the_simulator_enrolls_and_identifies_a_folder() {
         site: "sim".into(),
         input: "roi".into(),
         enroll_captures: 3,
+        amount_minor: 1250,
+        currency: "EUR".into(),
         people: None,
         event: None,
         rate: None,
@@ -826,6 +828,36 @@ async fn the_simulator_enrolls_and_identifies_a_folder() {
         .unwrap()
         .len();
     assert_eq!((devices, after), (2, 2));
+    // A checkout: each person pays with the card linked to them, captured when approved.
+    for k in &kiosk.records {
+        let pid = k.pseudonymous_id.as_deref().unwrap();
+        let l = venue
+            .client
+            .post(
+                &format!("/v1/people/{pid}/links"),
+                &json!({"kind": "payment_token", "value": format!("tok_sandbox_visa_{}", &pid[3..9])}),
+                Some(&format!("card-{pid}")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(l.status, 201, "{:?}", l.body);
+    }
+    let till = run(&opts(DeviceKind::Checkout, "till.key")).await.unwrap();
+    assert_eq!(till.outcomes.get("approved"), Some(&3), "{:?}", till.outcomes);
+    for (k, t) in kiosk.records.iter().zip(&till.records) {
+        assert_eq!(
+            k.pseudonymous_id, t.pseudonymous_id,
+            "{} paid as someone else",
+            t.identity
+        );
+    }
+    let captured = venue.client.get("/v1/payments?status=captured").await.unwrap();
+    assert_eq!(
+        captured.body["items"].as_array().unwrap().len(),
+        3,
+        "{:?}",
+        captured.body
+    );
     env.stop().await;
 }
 

@@ -1,5 +1,5 @@
 //! `openpalm bench identify`: 1:N search speed on a synthetic gallery (`bench lane`: see
-//! [`super::lane_bench`]).
+//! [`super::lane_bench`]; `bench checkout`: [`super::checkout_bench`]).
 //!
 //! Synthetic templates are a statistical shortcut (random codes, genuine probes made by
 //! flipping ~19% of an enrolled template's bits and translating it by one cell; see
@@ -42,6 +42,8 @@ enum What {
     Identify(IdentifyArgs),
     /// A venue's palm lane over HTTP: seeded population, tickets, gates deciding at once.
     Lane(super::lane_bench::LaneArgs),
+    /// A store's tills over HTTP: seeded members, sandbox cards, palm payments at once.
+    Checkout(super::checkout_bench::CheckoutArgs),
 }
 
 #[derive(Parser, Debug)]
@@ -89,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.what {
         What::Identify(a) => identify(a),
         What::Lane(a) => super::lane_bench::run(a),
+        What::Checkout(a) => super::checkout_bench::run(a),
     }
 }
 

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// kiosk (enrolls), gate or checkout (identify).
+    /// kiosk (enrolls), gate (identifies; with --event, a palm lane) or checkout (a store's
+    /// till: each capture pays a payment the simulator opens as the point of sale, captured
+    /// when approved, against the service's sandbox processor).
     #[arg(long)]
     kind: DeviceKind,
     /// Service base URL, e.g. http://127.0.0.1:8080.
@@ -43,6 +45,12 @@ pub struct Args {
     /// admit or deny, printed as it comes.
     #[arg(long)]
     event: Option<String>,
+    /// With --kind checkout: what each payment charges, in minor units of --currency.
+    #[arg(long, default_value_t = 1250)]
+    amount_minor: u64,
+    /// With --kind checkout: ISO 4217 currency of the payments.
+    #[arg(long, default_value = "EUR")]
+    currency: String,
     /// Arrivals per second at the lane (default: each as soon as the previous is answered).
     #[arg(long)]
     rate: Option<f64>,
@@ -74,8 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         site: args.site,
         input: args.input,
         enroll_captures: args.enroll_captures,
+        amount_minor: args.amount_minor,
+        currency: args.currency,
         people: args.people,
-        print_each: args.event.is_some(),
+        print_each: args.event.is_some() || args.kind == DeviceKind::Checkout,
         event: args.event,
         rate: args.rate,
     };

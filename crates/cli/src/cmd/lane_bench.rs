@@ -78,7 +78,7 @@ pub struct LaneArgs {
 }
 
 /// Synthetic palm `g`'s capture `k` as PNG.
-fn capture(gen: &Generator, g: u64, k: usize) -> Vec<u8> {
+pub(crate) fn capture(gen: &Generator, g: u64, k: usize) -> Vec<u8> {
     let p = gen.identity_for(g, &[Band::Visible]);
     let s = gen.sample(g, k, 8);
     gen.render(&p, &s, Band::Visible)
@@ -86,7 +86,7 @@ fn capture(gen: &Generator, g: u64, k: usize) -> Vec<u8> {
         .expect("PNG encoding")
 }
 
-fn restrict(dir: &Path) -> Result<()> {
+pub(crate) fn restrict(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -428,6 +428,6 @@ async fn run_async(a: LaneArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_text(l: Option<[f64; 3]>) -> String {
+pub(crate) fn load_text(l: Option<[f64; 3]>) -> String {
     l.map_or_else(|| "unknown".into(), |[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
 }

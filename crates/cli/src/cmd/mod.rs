@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 pub mod bench;
+pub mod checkout_bench;
 pub mod device;
 pub mod eval;
 pub mod extract;
