@@ -81,10 +81,12 @@ pub async fn commit(
         let customer = customer_of(state, &w.payment).await?;
         let data = serde_json::to_value(PaymentView::new(&w.payment, customer))
             .map_err(|e| ApiError::internal("payment view", e))?;
+        // Outbox events carry the real time: the deliverer schedules by it (the moved clock
+        // is for payment expiry only).
         w.events.push(OutboxEvent::new(
             &w.payment.business_id,
             t,
-            state.clock_now(),
+            openpalm_domain::now_unix(),
             &data,
         ));
     }

@@ -613,3 +613,111 @@ async fn races_retries_and_a_crash_between_processor_and_commit_charge_once() {
     assert_eq!(charged(&env, &pay).len(), 1);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn offers_only_after_opt_in_and_only_from_the_store_s_own_history() {
+    let env = Env::start().await;
+    let s = store(&env, "Cafe").await;
+    let o = s
+        .post(
+            "/v1/offers",
+            json!({"title": "Free coffee after 2 visits", "currency": "EUR", "min_payments": 2, "window_days": 30}),
+            Some("offer-1"),
+        )
+        .await;
+    assert_eq!(o.status, 201, "{:?}", o.body);
+    let path = format!("/v1/people/{}/offers", s.alice);
+    assert_eq!(code(&s.get(&path).await), "offers_not_opted_in");
+    // Two captured payments at this store; Alice joins another store (with her palm and her
+    // consent there) and pays there too: that payment never counts here.
+    for (k, order) in ["o-cafe-1", "o-cafe-2"].iter().enumerate() {
+        let pay = s.open(300, order).await;
+        assert_eq!(outcome(&s.palm(&pay, ALICE, k).await), "approved");
+        let c = s
+            .post(&format!("/v1/payments/{pay}/capture"), json!({}), None)
+            .await;
+        assert_eq!(c.status, 200);
+    }
+    let bar = env.business("Bar").await;
+    let bar_kiosk = bar.reader(DeviceKind::Kiosk, "bar kiosk").await;
+    let bar_till = bar.reader(DeviceKind::Checkout, "bar till").await;
+    let c = bar_kiosk.seal(Purpose::Enroll, &palm(ALICE, 3, 1)[0]).unwrap();
+    let j = bar
+        .client
+        .post(
+            "/v1/memberships",
+            &json!({"consent": {"text_version": 1, "accepted": true}, "input": "roi", "capture": c,
+                    "links": [{"kind": "payment_token", "value": "tok_sandbox_visa_9999"}]}),
+            Some("join-bar"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.status, 201, "{:?}", j.body);
+    let p = bar
+        .client
+        .post(
+            "/v1/payments",
+            &json!({"device_id": bar_till.device_id, "amount_minor": 900, "currency": "EUR", "order_reference": "o-bar"}),
+            Some("o-bar"),
+        )
+        .await
+        .unwrap();
+    let bar_pay = p.body["id"].as_str().unwrap().to_string();
+    let cap = bar_till.seal(Purpose::Identify, &palm(ALICE, 6, 1)[0]).unwrap();
+    let a = bar.client.pay(&bar_pay, "roi", &cap).await.unwrap();
+    assert_eq!(
+        (outcome(&a), a.body["card_last4"].as_str()),
+        ("approved", Some("9999")),
+        "{:?}",
+        a.body
+    );
+    bar.client
+        .post(&format!("/v1/payments/{bar_pay}/capture"), &json!({}), None)
+        .await
+        .unwrap();
+    // Across stores the person's own history holds both (for their own side, #15).
+    let state = &env.running.as_ref().unwrap().state;
+    let person = state
+        .store
+        .membership_by_pseudonym(&s.biz.id, &s.alice)
+        .await
+        .unwrap()
+        .unwrap()
+        .person_id;
+    let all = state.store.payments_of_person(&person, None, 50).await.unwrap();
+    assert_eq!(all.items.len(), 3);
+    let c = s
+        .biz
+        .client
+        .put(
+            &format!("/v1/people/{}/offers-consent", s.alice),
+            &json!({"opted_in": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((c.status, &c.body["opted_in"]), (200, &json!(true)));
+    let got = s.get(&path).await;
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    let item = &got.body["items"][0];
+    assert_eq!(
+        (item["eligible"].as_bool(), item["payments"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(item["spent"]["minor"], 600, "only this store's payments count");
+    // Bob never opted in: nothing is computed for him.
+    assert_eq!(
+        code(&s.get(&format!("/v1/people/{}/offers", s.bob)).await),
+        "offers_not_opted_in"
+    );
+    // Opting out stops it again.
+    s.biz
+        .client
+        .put(
+            &format!("/v1/people/{}/offers-consent", s.alice),
+            &json!({"opted_in": false}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&s.get(&path).await), "offers_not_opted_in");
+    env.stop().await;
+}

@@ -543,3 +543,131 @@ async fn endpoints_are_validated_tenant_scoped_and_never_show_their_secret_again
     );
     env.stop().await;
 }
+
+/// Every payment event of a payment's life arrives signed, once each, with the payment's
+/// state and never its card token.
+#[tokio::test]
+async fn payment_events_arrive_signed_once_each() {
+    use openpalm_domain::ids::Purpose;
+    let env = start_fast().await;
+    let shop = env.business("Shop").await;
+    let (url, inbox) = receiver(Inbox::default()).await;
+    register(&shop, &url, None, &inbox).await;
+    let kiosk = shop.reader(DeviceKind::Kiosk, "desk").await;
+    let till = shop.reader(DeviceKind::Checkout, "till").await;
+    let pid = common::venue::enroll(&shop, &kiosk, 31, "L-31").await;
+    let l = shop
+        .client
+        .post(
+            &format!("/v1/people/{pid}/links"),
+            &json!({"kind": "payment_token", "value": "tok_sandbox_visa_4321"}),
+            Some("card"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(l.status, 201);
+    let open = |order: &'static str| {
+        let (client, till) = (shop.client.clone(), till.device_id.clone());
+        async move {
+            let p = client
+                .post(
+                    "/v1/payments",
+                    &json!({"device_id": till, "amount_minor": 1000, "currency": "EUR", "order_reference": order}),
+                    Some(order),
+                )
+                .await
+                .unwrap();
+            p.body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let pay_with = |pay: String, k: usize| {
+        let (client, c) = (
+            shop.client.clone(),
+            till.seal(Purpose::Identify, &palm(31, 3 + k, 1)[0]).unwrap(),
+        );
+        async move { client.pay(&pay, "roi", &c).await.unwrap() }
+    };
+    // Authorised, captured, refunded in part.
+    let p1 = open("o1").await;
+    assert_eq!(pay_with(p1.clone(), 0).await.body["outcome"], "approved");
+    shop.client
+        .post(&format!("/v1/payments/{p1}/capture"), &json!({}), None)
+        .await
+        .unwrap();
+    let r = shop
+        .client
+        .post(
+            &format!("/v1/payments/{p1}/refunds"),
+            &json!({"amount_minor": 400}),
+            Some("re"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    // Authorised, voided.
+    let p2 = open("o2").await;
+    pay_with(p2.clone(), 1).await;
+    shop.client
+        .post(&format!("/v1/payments/{p2}/void"), &json!({}), None)
+        .await
+        .unwrap();
+    // Failed: a stranger three times.
+    let p3 = open("o3").await;
+    for k in 0..3 {
+        let c = till.seal(Purpose::Identify, &palm(97, k, 1)[0]).unwrap();
+        shop.client.pay(&p3, "roi", &c).await.unwrap();
+    }
+    // Expired: authorised, then the clock passes the authorisation's end.
+    let p4 = open("o4").await;
+    let a = pay_with(p4.clone(), 2).await;
+    assert_eq!(a.body["outcome"], "approved", "{:?}", a.body);
+    env.running.as_ref().unwrap().state.clock.advance(8 * 86_400);
+    let g = shop.client.get(&format!("/v1/payments/{p4}")).await.unwrap();
+    assert_eq!(g.body["status"], "expired", "{:?}", g.body);
+
+    let want = [
+        (p1.as_str(), "payment.authorized"),
+        (p1.as_str(), "payment.captured"),
+        (p1.as_str(), "payment.refunded"),
+        (p2.as_str(), "payment.authorized"),
+        (p2.as_str(), "payment.voided"),
+        (p3.as_str(), "payment.failed"),
+        (p4.as_str(), "payment.authorized"),
+        (p4.as_str(), "payment.expired"),
+    ];
+    let payments = |i: &Inbox| {
+        i.requests
+            .iter()
+            .filter(|r| r.body["type"].as_str().is_some_and(|t| t.starts_with("payment.")))
+            .count()
+    };
+    until(&inbox, "the payment events", |i| payments(i) >= want.len()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let i = inbox.lock().unwrap().requests.clone();
+    assert!(i.iter().all(|r| r.verified));
+    let mut seen: Vec<(String, String)> = i
+        .iter()
+        .filter(|r| r.body["type"].as_str().is_some_and(|t| t.starts_with("payment.")))
+        .map(|r| {
+            (
+                r.body["data"]["id"].as_str().unwrap_or("").to_string(),
+                r.body["type"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    want.sort();
+    assert_eq!(seen, want, "each event once");
+    let refunded = i.iter().find(|r| r.body["type"] == "payment.refunded").unwrap();
+    assert_eq!(refunded.body["data"]["refunded"]["minor"], 400);
+    assert_eq!(refunded.body["data"]["customer"], pid.as_str());
+    assert!(
+        !i.iter().any(
+            |r| r.body["type"].as_str().is_some_and(|t| t.starts_with("payment."))
+                && r.body.to_string().contains("tok_sandbox")
+        ),
+        "no card token in a payment event"
+    );
+    env.stop().await;
+}

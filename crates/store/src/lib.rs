@@ -23,7 +23,9 @@ use sqlx::{AnyConnection, AnyPool, Row};
 mod entry;
 pub use entry::{EntryStore, EventCounts, GateCount, LaneWrite, TicketMove};
 mod payment;
-pub use payment::{DailyLimit, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, Refund};
+pub use payment::{
+    DailyLimit, OfferRule, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, PurchaseStats, Refund,
+};
 
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -521,6 +523,8 @@ impl SqlStore {
             "payments",
             "payment_refunds",
             "payment_settings",
+            "offer_optins",
+            "offers",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }

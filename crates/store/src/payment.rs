@@ -90,6 +90,30 @@ pub struct PaymentFilter {
     pub person_id: Option<String>,
 }
 
+/// A store's offer rule: a person who opted in is eligible after `min_payments` captured
+/// payments totalling at least `min_spent_minor` (net of refunds) in the last `window_days`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfferRule {
+    pub id: String,
+    pub business_id: String,
+    pub title: String,
+    pub currency: String,
+    pub min_payments: u64,
+    pub min_spent_minor: u64,
+    pub window_days: u64,
+    pub created_at: i64,
+}
+
+/// A person's purchases at one store since a time, in one currency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurchaseStats {
+    /// Captured payments (fully refunded ones not counted).
+    pub payments: u64,
+    /// Captured less refunded.
+    pub spent_minor: u64,
+    pub last_at: Option<i64>,
+}
+
 /// The storage of pay by palm; part of every [`crate::Store`].
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
@@ -130,6 +154,27 @@ pub trait PaymentStore: Send + Sync {
     async fn payment_settings(&self, person_id: &str, business_id: &str) -> Result<Option<PaymentSettings>>;
     /// Insert or replace a person's settings at a store.
     async fn put_payment_settings(&self, settings: &PaymentSettings) -> Result<()>;
+    /// Opt a person in to (or out of) a store's offers.
+    async fn set_offer_optin(
+        &self,
+        person_id: &str,
+        business_id: &str,
+        opted_in: bool,
+        at: i64,
+    ) -> Result<()>;
+    async fn offer_optin(&self, person_id: &str, business_id: &str) -> Result<Option<i64>>;
+    /// Insert an offer rule (with the request's idempotency record).
+    async fn insert_offer(&self, offer: &OfferRule, idem: Option<&IdempotencyWrite>) -> Result<()>;
+    /// The store's offer rules, oldest first.
+    async fn offers(&self, business_id: &str) -> Result<Vec<OfferRule>>;
+    /// A person's purchases at this store only, since `since`, in `currency`.
+    async fn purchase_stats(
+        &self,
+        person_id: &str,
+        business_id: &str,
+        currency: &str,
+        since: i64,
+    ) -> Result<PurchaseStats>;
     /// Record the answer to an `Idempotency-Key` on its own (for operations whose answer
     /// is known only after a processor call). `IdempotencyKeyTaken` if it was taken.
     async fn save_idempotency(&self, idem: &IdempotencyWrite) -> Result<()>;
@@ -287,10 +332,12 @@ async fn spent_today_in(c: &mut AnyConnection, d: &DailyLimit, except: &str) -> 
 /// Erasing a person: their settings go, their payments stay as the stores' records without
 /// the person.
 pub(crate) async fn forget_person_in(c: &mut AnyConnection, person_id: &str) -> Result<()> {
-    sqlx::query("DELETE FROM payment_settings WHERE person_id = $1")
-        .bind(person_id)
-        .execute(&mut *c)
-        .await?;
+    for table in ["payment_settings", "offer_optins"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
+            .bind(person_id)
+            .execute(&mut *c)
+            .await?;
+    }
     sqlx::query("UPDATE payments SET person_id = NULL WHERE person_id = $1")
         .bind(person_id)
         .execute(&mut *c)
@@ -535,6 +582,119 @@ impl PaymentStore for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(settings_from_row).transpose()
+    }
+
+    async fn set_offer_optin(
+        &self,
+        person_id: &str,
+        business_id: &str,
+        opted_in: bool,
+        at: i64,
+    ) -> Result<()> {
+        let q = if opted_in {
+            sqlx::query(
+                "INSERT INTO offer_optins (person_id, business_id, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (person_id, business_id) DO NOTHING",
+            )
+            .bind(person_id)
+            .bind(business_id)
+            .bind(at)
+        } else {
+            sqlx::query("DELETE FROM offer_optins WHERE person_id = $1 AND business_id = $2")
+                .bind(person_id)
+                .bind(business_id)
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn offer_optin(&self, person_id: &str, business_id: &str) -> Result<Option<i64>> {
+        let r = sqlx::query("SELECT created_at FROM offer_optins WHERE person_id = $1 AND business_id = $2")
+            .bind(person_id)
+            .bind(business_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get("created_at")).transpose()?)
+    }
+
+    async fn insert_offer(&self, o: &OfferRule, idem: Option<&IdempotencyWrite>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO offers (id, business_id, title, currency, min_payments, min_spent_minor, window_days, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&o.id)
+        .bind(&o.business_id)
+        .bind(&o.title)
+        .bind(&o.currency)
+        .bind(i64_of("min_payments", o.min_payments)?)
+        .bind(i64_of("min_spent", o.min_spent_minor)?)
+        .bind(i64_of("window_days", o.window_days)?)
+        .bind(o.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(i) = idem {
+            save_idempotency_in(&mut tx, i).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn offers(&self, business_id: &str) -> Result<Vec<OfferRule>> {
+        let rows = sqlx::query(
+            "SELECT id, business_id, title, currency, min_payments, min_spent_minor, window_days, created_at
+             FROM offers WHERE business_id = $1 ORDER BY created_at, id",
+        )
+        .bind(business_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OfferRule {
+                    id: r.try_get("id")?,
+                    business_id: r.try_get("business_id")?,
+                    title: r.try_get("title")?,
+                    currency: r.try_get("currency")?,
+                    min_payments: u64_of(r, "min_payments")?,
+                    min_spent_minor: u64_of(r, "min_spent_minor")?,
+                    window_days: u64_of(r, "window_days")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purchase_stats(
+        &self,
+        person_id: &str,
+        business_id: &str,
+        currency: &str,
+        since: i64,
+    ) -> Result<PurchaseStats> {
+        // Only this business's rows: the query names it, nothing else is read.
+        let rows = sqlx::query(
+            "SELECT captured_minor, refunded_minor, created_at FROM payments
+             WHERE person_id = $1 AND business_id = $2 AND currency = $3 AND created_at >= $4
+               AND status IN ('captured', 'refunded')",
+        )
+        .bind(person_id)
+        .bind(business_id)
+        .bind(currency)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut s = PurchaseStats::default();
+        for r in &rows {
+            let net = u64_of(r, "captured_minor")?.saturating_sub(u64_of(r, "refunded_minor")?);
+            if net == 0 {
+                continue;
+            }
+            s.payments += 1;
+            s.spent_minor = s.spent_minor.saturating_add(net);
+            let at: i64 = r.try_get("created_at")?;
+            s.last_at = Some(s.last_at.map_or(at, |l: i64| l.max(at)));
+        }
+        Ok(s)
     }
 
     async fn save_idempotency(&self, idem: &IdempotencyWrite) -> Result<()> {

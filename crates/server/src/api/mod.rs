@@ -656,6 +656,48 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             get(payments::get_settings),
         ),
+        (
+            RouteDoc {
+                body: Some("OffersConsent"),
+                ..doc(
+                    "put",
+                    "/v1/people/{pseudonymous_id}/offers-consent",
+                    "putOffersConsent",
+                    "The person opts in to (or out of) this store's offers",
+                    ApiKey,
+                )
+            },
+            put(payments::offers::put_consent),
+        ),
+        (
+            RouteDoc {
+                body: Some("CreateOffer"),
+                ok: 201,
+                idempotent: true,
+                ..doc(
+                    "post",
+                    "/v1/offers",
+                    "createOffer",
+                    "An offer rule: so many purchases, so much spent, within a window",
+                    ApiKey,
+                )
+            },
+            post(payments::offers::create),
+        ),
+        (
+            doc("get", "/v1/offers", "listOffers", "The store's offer rules", ApiKey),
+            get(payments::offers::list),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/people/{pseudonymous_id}/offers",
+                "personOffers",
+                "Offers for a person who opted in, from this store's own payments with them only",
+                ApiKey,
+            ),
+            get(payments::offers::for_person),
+        ),
     ]
 }
 
@@ -911,6 +953,20 @@ fn schemas() -> Value {
                     "method": {"type": "string", "enum": ["pin", "phone_last4"]},
                     "code": {"type": "string", "pattern": "^[0-9]{4,8}$"}
                 }}
+            }
+        },
+        "OffersConsent": {
+            "type": "object", "required": ["opted_in"],
+            "properties": {"opted_in": {"type": "boolean"}}
+        },
+        "CreateOffer": {
+            "type": "object", "required": ["title", "currency", "min_payments", "window_days"],
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 200},
+                "currency": {"type": "string"},
+                "min_payments": {"type": "integer", "minimum": 0, "maximum": 10000},
+                "min_spent_minor": {"type": "integer", "minimum": 0},
+                "window_days": {"type": "integer", "minimum": 1, "maximum": 366}
             }
         }
     })

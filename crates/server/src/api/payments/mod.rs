@@ -4,6 +4,7 @@
 //! the person's safeguards.
 
 pub mod checkout;
+pub mod offers;
 pub mod view;
 
 use crate::api::devices::PageQuery;
@@ -254,7 +255,11 @@ pub async fn list(
     ))
 }
 
-async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> Result<Membership, ApiError> {
+pub(crate) async fn member(
+    state: &AppState,
+    business_id: &str,
+    pseudonymous_id: &str,
+) -> Result<Membership, ApiError> {
     state
         .store
         .membership_by_pseudonym(business_id, pseudonymous_id)
