@@ -310,3 +310,68 @@ fn eval_labels_option_and_missing_labels() {
     assert!(text(&out.stderr).contains("labels file not found"));
     assert!(!out_dir.exists());
 }
+
+/// `openpalm receipt verify` accepts a receipt the service signed and refuses a changed one
+/// or one checked against another key.
+#[test]
+fn receipt_verify_detects_changes_and_other_keys() {
+    use openpalm_domain::person::{sign_receipt, DeletionReceipt, Destroyed};
+    let keys = openpalm_domain::keys::ServiceKeys::generate();
+    let signed = sign_receipt(
+        &keys.receipt_signing_key(),
+        DeletionReceipt {
+            receipt_id: "drc_test".into(),
+            subject: "00".into(),
+            deleted_at: 1_800_000_000,
+            destroyed: Destroyed {
+                data_key: true,
+                templates: 3,
+                gallery_entries: 3,
+                memberships: 1,
+                links: 2,
+                match_log_lines: 4,
+                businesses_notified: 1,
+            },
+            kept: vec![],
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, serde_json::to_string(&signed).unwrap()).unwrap();
+    let key = keys.receipt_public_key_base64();
+    let ok = openpalm(&[
+        os("receipt"),
+        os("verify"),
+        file.as_os_str(),
+        os("--service-key"),
+        os(&key),
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("verifies"));
+    let mut changed = serde_json::to_value(&signed).unwrap();
+    changed["receipt"]["destroyed"]["templates"] = serde_json::json!(0);
+    std::fs::write(&file, changed.to_string()).unwrap();
+    let bad = openpalm(&[
+        os("receipt"),
+        os("verify"),
+        file.as_os_str(),
+        os("--service-key"),
+        os(&key),
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("does NOT verify"),
+        "{}",
+        text(&bad.stderr)
+    );
+    std::fs::write(&file, serde_json::to_string(&signed).unwrap()).unwrap();
+    let other = openpalm_domain::keys::ServiceKeys::generate().receipt_public_key_base64();
+    let wrong = openpalm(&[
+        os("receipt"),
+        os("verify"),
+        file.as_os_str(),
+        os("--service-key"),
+        os(&other),
+    ]);
+    assert!(!wrong.status.success());
+}

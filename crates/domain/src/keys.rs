@@ -207,6 +207,24 @@ impl ServiceKeys {
         hex::encode(self.hmac(&[b"openpalm phone v1", normalised_phone.as_bytes()]))
     }
 
+    /// Keyed hash of a person's sign-in code or session token (`purpose` keeps the two apart).
+    pub fn access_hash(&self, purpose: &str, value: &str) -> String {
+        hex::encode(self.hmac(&[b"openpalm person access v1", purpose.as_bytes(), value.as_bytes()]))
+    }
+
+    /// The Ed25519 key that signs deletion receipts, derived from the deployment secret (so
+    /// it is as durable as the key file, and no new secret needs storing).
+    pub fn receipt_signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.hmac(&[b"openpalm receipt signing key v1"]))
+    }
+
+    /// The receipt-signing public key, base64.
+    pub fn receipt_public_key_base64(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(self.receipt_signing_key().verifying_key().to_bytes())
+    }
+
     /// Keyed hash of a person's step-up code at one business (PIN or the last four digits
     /// of their phone): the code is never kept, and a stolen database alone cannot be
     /// searched for it without the deployment secret.

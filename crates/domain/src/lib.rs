@@ -14,6 +14,8 @@
 //! - [`entry`]: venue entry: events, tickets, the gate's admit / deny rules and their reasons.
 //! - [`money`]: integer minor units of an ISO 4217 currency; never floats.
 //! - [`payment`]: pay by palm: the payment state machine, safeguards, the processor's intent.
+//! - [`person`]: the person's own access (one-time codes, sessions) and signed deletion
+//!   receipts.
 //! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
 pub mod apikey;
@@ -24,6 +26,7 @@ pub mod keys;
 pub mod model;
 pub mod money;
 pub mod payment;
+pub mod person;
 pub mod protocol;
 pub mod webhook;
 

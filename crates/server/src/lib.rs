@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod capture;
+pub mod codes;
 pub mod config;
 pub mod idempotency;
 pub mod matcher;

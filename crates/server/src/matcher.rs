@@ -34,6 +34,8 @@ pub trait Matcher: Send + Sync {
     fn remove(&mut self, person: u64);
     /// Let `scope` (a business ID) identify `person`.
     fn admit(&mut self, scope: &str, person: u64);
+    /// Take a person out of one scope (a business they left); their templates stay.
+    fn dismiss(&mut self, scope: &str, person: u64);
     /// The `k` best persons by their best template score, descending; only persons admitted
     /// to `scope` when given (none for a scope nobody was admitted to).
     fn identify(
@@ -165,6 +167,14 @@ impl Matcher for GalleryMatcher {
         let s = self.scopes.entry(scope.to_string()).or_default();
         if s.persons.insert(person) {
             s.invalidate();
+        }
+    }
+
+    fn dismiss(&mut self, scope: &str, person: u64) {
+        if let Some(s) = self.scopes.get_mut(scope) {
+            if s.persons.remove(&person) {
+                s.invalidate();
+            }
         }
     }
 

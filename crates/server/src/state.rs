@@ -88,6 +88,8 @@ pub struct Inner {
     pub processor: Arc<dyn Processor>,
     /// The same processor as the sandbox it is (its ledger, for tests and benches).
     pub sandbox: Arc<Sandbox>,
+    /// Sends people their sign-in codes.
+    pub codes: Arc<dyn crate::codes::CodeSender>,
 }
 
 impl Inner {
@@ -96,6 +98,9 @@ impl Inner {
         self.clock.now()
     }
 }
+
+/// Name of the file the development code sender writes sign-in codes to (data folder).
+pub const SIGN_IN_CODES: &str = "sign-in-codes.jsonl";
 
 /// Name of the sandbox processor's journal in the data folder.
 pub const SANDBOX_JOURNAL: &str = "sandbox-processor.jsonl";
@@ -250,7 +255,9 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         clock.clone(),
         config.sandbox_faults,
     )?);
+    let codes = Arc::new(crate::codes::FileSender::new(dir.join(SIGN_IN_CODES)));
     Ok(Arc::new(Inner {
+        codes,
         clock,
         processor: sandbox.clone(),
         sandbox,

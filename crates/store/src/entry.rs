@@ -605,3 +605,14 @@ impl EntryStore for SqlStore {
         Ok(c)
     }
 }
+
+/// Every lane decision about a person, at every business, oldest first (for the person).
+pub(crate) async fn passages_of_person(s: &SqlStore, person_id: &str) -> Result<Vec<Passage>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PASSAGE_COLS} FROM passages WHERE person_id = $1 ORDER BY at, id"
+    ))
+    .bind(person_id)
+    .fetch_all(&s.pool)
+    .await?;
+    rows.iter().map(passage_from_row).collect()
+}

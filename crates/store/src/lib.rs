@@ -23,9 +23,11 @@ use sqlx::{AnyConnection, AnyPool, Row};
 mod entry;
 pub use entry::{EntryStore, EventCounts, GateCount, LaneWrite, TicketMove};
 mod payment;
+mod person;
 pub use payment::{
     DailyLimit, OfferRule, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, PurchaseStats, Refund,
 };
+pub use person::{Challenge, PersonStore, Session};
 
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -191,7 +193,7 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: EntryStore + PaymentStore + Send + Sync {
+pub trait Store: EntryStore + PaymentStore + PersonStore + Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 
@@ -419,7 +421,7 @@ fn membership_from_row(r: &AnyRow) -> Result<Membership> {
     })
 }
 
-fn link_from_row(r: &AnyRow) -> Result<Link> {
+pub(crate) fn link_from_row(r: &AnyRow) -> Result<Link> {
     let kind: String = r.try_get("kind")?;
     Ok(Link {
         id: r.try_get("id")?,
@@ -525,6 +527,9 @@ impl SqlStore {
             "payment_settings",
             "offer_optins",
             "offers",
+            "person_challenges",
+            "person_sessions",
+            "deletion_receipts",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }
@@ -1132,25 +1137,7 @@ impl Store for SqlStore {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let decision: String = r.try_get("decision")?;
-            let score: f64 = r.try_get("score")?;
-            items.push(MatchLogEntry {
-                id: r.try_get("id")?,
-                person_id: r.try_get("person_id")?,
-                business_id: r.try_get("business_id")?,
-                device_id: r.try_get("device_id")?,
-                site: r.try_get("site")?,
-                at: r.try_get("at")?,
-                decision: decision
-                    .parse::<Decision>()
-                    .map_err(|e| corrupt("match_log.decision", e))?,
-                score: score as f32,
-                event_id: r.try_get("event_id")?,
-                outcome: r.try_get("outcome")?,
-            });
-        }
+        let items = rows.iter().map(match_log_from_row).collect::<Result<Vec<_>>>()?;
         Ok(Page::of(items, limit, |e| Cursor {
             at: e.at,
             id: e.id.clone(),
@@ -1452,6 +1439,25 @@ async fn enroll_in(c: &mut AnyConnection, w: &EnrollmentWrite) -> Result<()> {
     }
     insert_events_in(c, &w.events).await?;
     Ok(())
+}
+
+pub(crate) fn match_log_from_row(r: &AnyRow) -> Result<MatchLogEntry> {
+    let decision: String = r.try_get("decision")?;
+    let score: f64 = r.try_get("score")?;
+    Ok(MatchLogEntry {
+        id: r.try_get("id")?,
+        person_id: r.try_get("person_id")?,
+        business_id: r.try_get("business_id")?,
+        device_id: r.try_get("device_id")?,
+        site: r.try_get("site")?,
+        at: r.try_get("at")?,
+        decision: decision
+            .parse::<Decision>()
+            .map_err(|e| corrupt("match_log.decision", e))?,
+        score: score as f32,
+        event_id: r.try_get("event_id")?,
+        outcome: r.try_get("outcome")?,
+    })
 }
 
 async fn insert_match_log_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod inspect;
 pub mod lane_bench;
 pub mod matching;
+pub mod receipt;
 pub mod serve;
 pub mod synth;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Simulate a kiosk, gate or checkout against a running service.
     Device(device::Args),
+    /// Deletion receipts: `receipt verify FILE --service-key KEY` checks one offline.
+    Receipt(receipt::Args),
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Device(args) => device::run(args),
+        Command::Receipt(args) => receipt::run(args),
     }
 }

@@ -8,6 +8,7 @@ pub mod events;
 pub mod identify;
 pub mod join;
 pub mod lane;
+pub mod me;
 pub mod payments;
 pub mod people;
 pub mod public;
@@ -29,6 +30,8 @@ pub enum Access {
     Public,
     Admin,
     ApiKey,
+    /// A person's own session (`ops_...` from `POST /v1/me/sessions`).
+    Person,
 }
 
 /// One documented route.
@@ -698,6 +701,107 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             get(payments::offers::for_person),
         ),
+        (
+            doc(
+                "get",
+                "/v1/retention-policy",
+                "retentionPolicy",
+                "What is kept, for how long, and when it is destroyed; the privacy notice",
+                Public,
+            ),
+            get(me::retention_policy),
+        ),
+        (
+            RouteDoc {
+                body: Some("SignInRequest"),
+                ok: 202,
+                ..doc(
+                    "post",
+                    "/v1/me/sign-in",
+                    "personSignIn",
+                    "A one-time code to the phone the person linked (the answer never says whether it is enrolled)",
+                    Public,
+                )
+            },
+            post(me::sign_in),
+        ),
+        (
+            RouteDoc {
+                body: Some("SessionRequest"),
+                ok: 201,
+                ..doc(
+                    "post",
+                    "/v1/me/sessions",
+                    "personSession",
+                    "The code for a short-lived session (attempts limited)",
+                    Public,
+                )
+            },
+            post(me::open_session),
+        ),
+        (
+            RouteDoc {
+                ok: 204,
+                ..doc("delete", "/v1/me/session", "personSignOut", "End this session", Person)
+            },
+            delete(me::end_session),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/me",
+                "personData",
+                "Everything held about me: enrollment, consents with their text, businesses and links, purchases, entries, every identification",
+                Person,
+            ),
+            get(me::me),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/me/export",
+                "personExport",
+                "All of it as one JSON document (optionally for one business)",
+                Person,
+            ),
+            get(me::export),
+        ),
+        (
+            RouteDoc {
+                ok: 204,
+                ..doc(
+                    "delete",
+                    "/v1/me/businesses/{business_id}",
+                    "personLeaveBusiness",
+                    "Leave one business (withdrawing its consent); the others are unaffected",
+                    Person,
+                )
+            },
+            delete(me::leave),
+        ),
+        (
+            RouteDoc {
+                body: Some("OffersConsent"),
+                ..doc(
+                    "put",
+                    "/v1/me/businesses/{business_id}/offers",
+                    "personOffersChoice",
+                    "Opt in to or out of one business's offers",
+                    Person,
+                )
+            },
+            put(me::offers),
+        ),
+        (
+            doc(
+                "post",
+                "/v1/me/delete",
+                "personDelete",
+                "Delete my data everywhere now; the answer is a deletion receipt signed by the service",
+                Person,
+            ),
+            post(me::delete),
+        ),
     ]
 }
 
@@ -968,6 +1072,14 @@ fn schemas() -> Value {
                 "min_spent_minor": {"type": "integer", "minimum": 0},
                 "window_days": {"type": "integer", "minimum": 1, "maximum": 366}
             }
+        },
+        "SignInRequest": {
+            "type": "object", "required": ["phone"],
+            "properties": {"phone": {"type": "string", "description": "international form, e.g. +33612345678"}}
+        },
+        "SessionRequest": {
+            "type": "object", "required": ["challenge_id", "code"],
+            "properties": {"challenge_id": {"type": "string"}, "code": {"type": "string", "pattern": "^[0-9]{6}$"}}
         }
     })
 }
@@ -1009,6 +1121,7 @@ pub fn openapi_document() -> Value {
             Access::Public => op["security"] = json!([]),
             Access::Admin => op["security"] = json!([{"adminToken": []}]),
             Access::ApiKey => op["security"] = json!([{"apiKey": []}]),
+            Access::Person => op["security"] = json!([{"personSession": []}]),
         }
         if let Some(schema) = d.body {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
@@ -1025,7 +1138,8 @@ pub fn openapi_document() -> Value {
             "schemas": schemas(),
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "op_test_... or op_live_..."},
-                "adminToken": {"type": "http", "scheme": "bearer", "description": "the admin token from the configuration"}
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "the admin token from the configuration"},
+                "personSession": {"type": "http", "scheme": "bearer", "description": "ops_... from POST /v1/me/sessions"}
             }
         }
     })

@@ -209,10 +209,22 @@ pub async fn erase(
     Path(pid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Scope::People)?;
-    let _guard = state.enroll_lock.lock().await;
     let m = member(&state, &caller.business_id, &pid).await?;
-    // Cancelling waits until outstanding payments are captured, voided or expired.
-    let outstanding = state.store.outstanding_payments(&m.person_id).await?;
+    erase_everywhere(&state, &m.person_id).await?;
+    Ok(Json(json!({ "pseudonymous_id": pid, "erased": true })))
+}
+
+/// Erase a person everywhere: refused (409 `outstanding_payments`) while payments are open;
+/// the gallery drops their templates first (so they cannot be identified even if the write
+/// fails), then their wrapped data key, templates, memberships, links and match log lines
+/// are deleted in one transaction, every business told `person.deleted` under its own
+/// pseudonymous ID. Returns what was destroyed.
+pub async fn erase_everywhere(
+    state: &AppState,
+    person_id: &str,
+) -> Result<openpalm_domain::person::Destroyed, ApiError> {
+    let _guard = state.enroll_lock.lock().await;
+    let outstanding = state.store.outstanding_payments(person_id).await?;
     if !outstanding.is_empty() {
         return Err(ApiError::conflict(
             "outstanding_payments",
@@ -223,25 +235,33 @@ pub async fn erase(
         )
         .with("outstanding", outstanding.len()));
     }
+    let templates: u64 = state
+        .store
+        .template_counts(person_id)
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let links = state.store.links_of_person(person_id).await?.len() as u64;
+    let log_lines = state.store.match_log_of_person(person_id).await?.len() as u64;
+    let memberships = state.store.memberships_of(person_id).await?;
+    let mut gallery_entries = 0;
     {
         let mut dir = state
             .directory
             .write()
             .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
-        if let Some(seq) = dir.remove_person(&m.person_id) {
+        if let Some(seq) = dir.remove_person(person_id) {
             state
                 .matcher
                 .write()
                 .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
                 .remove(seq);
+            gallery_entries = templates;
         }
     }
-    // Every business the person belonged to hears of it, under its own pseudonymous ID.
     let now = now_unix();
-    let events: Vec<OutboxEvent> = state
-        .store
-        .memberships_of(&m.person_id)
-        .await?
+    let events: Vec<OutboxEvent> = memberships
         .iter()
         .map(|ms| {
             OutboxEvent::new(
@@ -252,9 +272,18 @@ pub async fn erase(
             )
         })
         .collect();
-    if !state.store.erase_person(&m.person_id, &events).await? {
+    if !state.store.erase_person(person_id, &events).await? {
         return Err(ApiError::not_found("person"));
     }
+    state.store.revoke_sessions_of(person_id, now).await?;
     state.webhook_wakeup.notify_one();
-    Ok(Json(json!({ "pseudonymous_id": pid, "erased": true })))
+    Ok(openpalm_domain::person::Destroyed {
+        data_key: true,
+        templates,
+        gallery_entries,
+        memberships: memberships.len() as u64,
+        links,
+        match_log_lines: log_lines,
+        businesses_notified: events.len() as u64,
+    })
 }

@@ -30,6 +30,8 @@ pub async fn service_key(State(state): State<AppState>) -> Json<Value> {
         "public_key": state.keys.public_key_base64(),
         "max_clock_skew_secs": MAX_CLOCK_SKEW_SECS,
         "signature": "Ed25519",
+        // Verifies the deletion receipts the service signs (`openpalm receipt verify`).
+        "receipt_public_key": state.keys.receipt_public_key_base64(),
     }))
 }
 

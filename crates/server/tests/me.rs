@@ -1,0 +1,359 @@
+//! The person's own side over HTTP (SQLite here; PostgreSQL with
+//! `scripts/test-postgres.sh`): sign-in by a one-time code to the linked phone (nothing
+//! revealed about unknown numbers, attempts limited, codes and sessions expiring by a moved
+//! clock), everything held about the person, the export, leaving one business, offers, and
+//! deletion with a receipt the `openpalm receipt verify` command checks offline.
+
+mod common;
+
+use common::*;
+use openpalm_device::Client;
+use openpalm_domain::ids::{DeviceKind, HandSide, Purpose};
+use openpalm_server::codes::FileSender;
+use serde_json::json;
+
+const ALICE: u64 = 41;
+const BOB: u64 = 42;
+const ALICE_PHONE: &str = "+33611111111";
+const BOB_PHONE: &str = "+33622222222";
+
+fn codes_sent(env: &Env) -> Vec<openpalm_server::codes::SentCode> {
+    FileSender::read(
+        &env.dir
+            .path()
+            .join("data")
+            .join(openpalm_server::state::SIGN_IN_CODES),
+    )
+}
+
+async fn enroll_with_phone(biz: &Biz, kiosk: &openpalm_device::Reader, identity: u64, phone: &str) -> String {
+    let captures = palm(identity, 0, 3)
+        .iter()
+        .map(|i| kiosk.seal(Purpose::Enroll, i).unwrap())
+        .collect();
+    let a = biz
+        .client
+        .enroll(
+            &format!("enr-{identity}"),
+            1,
+            "roi",
+            &[(HandSide::Left, captures)],
+            &[
+                ("phone".into(), phone.into()),
+                ("payment_token".into(), format!("tok_sandbox_visa_{identity}00")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{:?}", a.body);
+    a.body["person"]["pseudonymous_id"].as_str().unwrap().to_string()
+}
+
+/// Sign in by phone: the challenge, then the code the sink received.
+async fn sign_in(env: &Env, phone: &str) -> String {
+    let anon = env.anonymous();
+    let c = anon
+        .post("/v1/me/sign-in", &json!({"phone": phone}), None)
+        .await
+        .unwrap();
+    assert_eq!(c.status, 202, "{:?}", c.body);
+    let code = codes_sent(env)
+        .into_iter()
+        .rev()
+        .find(|s| s.phone == phone)
+        .unwrap()
+        .code;
+    let s = anon
+        .post(
+            "/v1/me/sessions",
+            &json!({"challenge_id": c.body["challenge_id"], "code": code}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status, 201, "{:?}", s.body);
+    s.body["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
+    let env = Env::start().await;
+    let shop = env.business("Corner shop").await;
+    let kiosk = shop.reader(DeviceKind::Kiosk, "front").await;
+    let till = shop.reader(DeviceKind::Checkout, "till").await;
+    let alice_shop = enroll_with_phone(&shop, &kiosk, ALICE, ALICE_PHONE).await;
+    enroll_with_phone(&shop, &kiosk, BOB, BOB_PHONE).await;
+    // Alice joins a venue too, with her palm and consent there.
+    let venue = env.business("Arena").await;
+    let vkiosk = venue.reader(DeviceKind::Kiosk, "box office").await;
+    let c = vkiosk.seal(Purpose::Enroll, &palm(ALICE, 3, 1)[0]).unwrap();
+    let j = venue
+        .client
+        .post(
+            "/v1/memberships",
+            &json!({"consent": {"text_version": 1, "accepted": true}, "input": "roi", "capture": c,
+                    "links": [{"kind": "member_id", "value": "APP-1"}]}),
+            Some("join"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.status, 201, "{:?}", j.body);
+    let alice_venue = j.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
+    // A purchase at the shop.
+    let p = shop
+        .client
+        .post(
+            "/v1/payments",
+            &json!({"device_id": till.device_id, "amount_minor": 450, "currency": "EUR", "order_reference": "o1"}),
+            Some("o1"),
+        )
+        .await
+        .unwrap();
+    let pay = p.body["id"].as_str().unwrap().to_string();
+    let cap = till.seal(Purpose::Identify, &palm(ALICE, 4, 1)[0]).unwrap();
+    assert_eq!(
+        shop.client.pay(&pay, "roi", &cap).await.unwrap().body["outcome"],
+        "approved"
+    );
+
+    // An unknown number gets the same answer, no code is sent, and no code completes it.
+    let anon = env.anonymous();
+    let before = codes_sent(&env).len();
+    let u = anon
+        .post("/v1/me/sign-in", &json!({"phone": "+33699999999"}), None)
+        .await
+        .unwrap();
+    let k = anon
+        .post("/v1/me/sign-in", &json!({"phone": ALICE_PHONE}), None)
+        .await
+        .unwrap();
+    assert_eq!((u.status, k.status), (202, 202));
+    assert_eq!(u.body["message"], k.body["message"]);
+    assert_eq!(
+        codes_sent(&env).len(),
+        before + 1,
+        "a code only for the linked number"
+    );
+    for code in ["000000", "123456"] {
+        let s = anon
+            .post(
+                "/v1/me/sessions",
+                &json!({"challenge_id": u.body["challenge_id"], "code": code}),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(code_of(&s), "invalid_code");
+    }
+    assert_eq!(
+        code_of(
+            &anon
+                .post("/v1/me/sign-in", &json!({"phone": "0611"}), None)
+                .await
+                .unwrap()
+        ),
+        "invalid_phone"
+    );
+    // Wrong codes are counted; the fifth spends the challenge, even for the right code after.
+    let right = codes_sent(&env).last().unwrap().code.clone();
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    for left in (0..5).rev() {
+        let s = anon
+            .post(
+                "/v1/me/sessions",
+                &json!({"challenge_id": k.body["challenge_id"], "code": wrong}),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (code_of(&s), s.body["attempts_left"].as_u64()),
+            ("invalid_code", Some(left))
+        );
+    }
+    let s = anon
+        .post(
+            "/v1/me/sessions",
+            &json!({"challenge_id": k.body["challenge_id"], "code": right}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code_of(&s), "invalid_code");
+    // A code expires with the clock.
+    let k = anon
+        .post("/v1/me/sign-in", &json!({"phone": ALICE_PHONE}), None)
+        .await
+        .unwrap();
+    let code = codes_sent(&env).last().unwrap().code.clone();
+    let state = env.running.as_ref().unwrap().state.clone();
+    state.clock.advance(11 * 60);
+    let s = anon
+        .post(
+            "/v1/me/sessions",
+            &json!({"challenge_id": k.body["challenge_id"], "code": code}),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code_of(&s), "invalid_code");
+
+    // Signed in: everything about Alice, nothing about Bob.
+    let token = sign_in(&env, ALICE_PHONE).await;
+    let me = Client::new(&env.base, Some(token.clone()));
+    let v = me.get("/v1/me").await.unwrap();
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    let b = &v.body;
+    assert_eq!(
+        b["enrollment"]["hands"],
+        json!([{"hand": "left", "templates": 3}])
+    );
+    assert_eq!(b["consents"].as_array().unwrap().len(), 2);
+    assert!(
+        b["consents"][0]["text"].as_str().unwrap().len() > 20,
+        "the exact text agreed to"
+    );
+    let names: Vec<&str> = b["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"Corner shop") && names.contains(&"Arena"));
+    let shop_view = b["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "Corner shop")
+        .unwrap();
+    assert_eq!(shop_view["pseudonymous_id"], alice_shop.as_str());
+    let phone = shop_view["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "phone")
+        .unwrap();
+    assert!(phone["value"].is_null(), "a phone is never shown back");
+    assert_eq!(b["purchases"].as_array().unwrap().len(), 1);
+    assert_eq!(b["purchases"][0]["business_name"], "Corner shop");
+    assert!(b["match_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["business_name"] == "Corner shop"));
+    assert!(
+        !b.to_string().contains(BOB_PHONE) && !b.to_string().contains(&format!("{BOB}00")),
+        "nothing of Bob"
+    );
+    // The export: all of it, or one business's part.
+    let e = me.get("/v1/me/export").await.unwrap();
+    assert_eq!(
+        (
+            e.body["format"].as_str(),
+            e.body["businesses"].as_array().map(Vec::len)
+        ),
+        (Some("openpalm-export-v1"), Some(2))
+    );
+    let venue_id = venue.id.clone();
+    let e = me
+        .get(&format!("/v1/me/export?business={venue_id}"))
+        .await
+        .unwrap();
+    assert_eq!(e.body["businesses"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        e.body["purchases"],
+        json!([]),
+        "the shop's purchase is not the venue's"
+    );
+    // Offers, per business.
+    let o = me
+        .put(
+            &format!("/v1/me/businesses/{}/offers", shop.id),
+            &json!({"opted_in": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.status, 200);
+    assert!(me.get("/v1/me").await.unwrap().body["businesses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["name"] == "Corner shop" && x["offers_opted_in"] == true));
+
+    // Leaving the venue: it loses her (and can no longer identify her); the shop still can.
+    let l = me.delete(&format!("/v1/me/businesses/{venue_id}")).await.unwrap();
+    assert_eq!(l.status, 204, "{:?}", l.body);
+    assert_eq!(
+        venue
+            .client
+            .get(&format!("/v1/people/{alice_venue}/links"))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    let gate = venue.reader(DeviceKind::Gate, "gate").await;
+    assert_eq!(
+        venue.identify(&gate, &palm(ALICE, 5, 1)[0]).await.body["decision"],
+        "no_match"
+    );
+    let shop_gate = shop.reader(DeviceKind::Gate, "door").await;
+    assert_eq!(
+        shop.identify(&shop_gate, &palm(ALICE, 5, 1)[0]).await.body["decision"],
+        "match"
+    );
+
+    // Deleting waits for the open payment; once captured, it goes through with a receipt.
+    assert_eq!(
+        code_of(&me.post("/v1/me/delete", &json!({}), None).await.unwrap()),
+        "outstanding_payments"
+    );
+    shop.client
+        .post(&format!("/v1/payments/{pay}/capture"), &json!({}), None)
+        .await
+        .unwrap();
+    let d = me.post("/v1/me/delete", &json!({}), None).await.unwrap();
+    assert_eq!(d.status, 200, "{:?}", d.body);
+    let r = &d.body["receipt"];
+    assert_eq!(
+        (
+            r["destroyed"]["data_key"].as_bool(),
+            r["destroyed"]["templates"].as_u64()
+        ),
+        (Some(true), Some(3))
+    );
+    assert_eq!(r["destroyed"]["businesses_notified"], 1);
+    assert_eq!(
+        me.get("/v1/me").await.unwrap().status,
+        401,
+        "the session ended with the data"
+    );
+    assert_eq!(
+        shop.identify(&shop_gate, &palm(ALICE, 6, 1)[0]).await.body["decision"],
+        "no_match"
+    );
+    // The receipt verifies offline against the published key; a changed one does not.
+    let key = env.anonymous().get("/v1/service-key").await.unwrap().body["receipt_public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed: openpalm_domain::person::SignedReceipt = serde_json::from_value(d.body.clone()).unwrap();
+    assert_eq!(openpalm_domain::person::verify_receipt(&signed, &key), Ok(()));
+    let mut changed = signed.clone();
+    changed.receipt.destroyed.templates = 2;
+    assert!(openpalm_domain::person::verify_receipt(&changed, &key).is_err());
+    // Sessions also lapse by themselves.
+    let bob = Client::new(&env.base, Some(sign_in(&env, BOB_PHONE).await));
+    assert_eq!(bob.get("/v1/me").await.unwrap().status, 200);
+    state.clock.advance(16 * 60);
+    assert_eq!(bob.get("/v1/me").await.unwrap().status, 401);
+    // The published retention schedule.
+    let p = env.anonymous().get("/v1/retention-policy").await.unwrap();
+    assert!(p.body["items"].as_array().unwrap().len() >= 5);
+    env.stop().await;
+}
+
+fn code_of(a: &openpalm_device::Answer) -> &str {
+    a.code().unwrap_or("")
+}
