@@ -627,9 +627,12 @@ async fn holders_are_scoped_after_a_restart_and_erasure_cancels_their_tickets() 
     };
     assert_eq!(decision(&at_gate(&biz, &g1, &event, A, 3).await).0, "admit");
     // B is erased at their request: their ticket is cancelled and names nobody.
-    let r = biz
-        .client
-        .post(&format!("/v1/people/{pid_b}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": biz.id, "pseudonymous_id": pid_b, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);

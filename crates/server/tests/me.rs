@@ -281,6 +281,36 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
         .iter()
         .any(|x| x["name"] == "Corner shop" && x["offers_opted_in"] == true));
 
+    // A business removing her takes her out of its own scope only: the venue may not erase
+    // her everywhere, the shop still knows her (she is then re-added below by joining).
+    let r = venue
+        .client
+        .post(&format!("/v1/people/{alice_venue}/erase"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, &r.body["erased_everywhere"]),
+        (200, &json!(false)),
+        "{:?}",
+        r.body
+    );
+    let shop_door = shop.reader(DeviceKind::Gate, "side door").await;
+    assert_eq!(
+        shop.identify(&shop_door, &palm(ALICE, 5, 1)[0]).await.body["decision"],
+        "match"
+    );
+    let c = vkiosk.seal(Purpose::Enroll, &palm(ALICE, 6, 1)[0]).unwrap();
+    let j = venue
+        .client
+        .post(
+            "/v1/memberships",
+            &json!({"consent": {"text_version": 1, "accepted": true}, "input": "roi", "capture": c}),
+            Some("join-again"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.status, 201, "{:?}", j.body);
+    let alice_venue = j.body["person"]["pseudonymous_id"].as_str().unwrap().to_string();
     // Leaving the venue: it loses her (and can no longer identify her); the shop still can.
     let l = me.delete(&format!("/v1/me/businesses/{venue_id}")).await.unwrap();
     assert_eq!(l.status, 204, "{:?}", l.body);

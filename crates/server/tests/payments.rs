@@ -511,9 +511,15 @@ async fn safeguards_step_up_limits_expiry_void_and_erasure_waits() {
     // Outstanding payments are listed, and erasing Alice waits for them.
     let out = s.get("/v1/payments?status=outstanding").await;
     assert_eq!(out.body["items"].as_array().unwrap().len(), 3, "{:?}", out.body);
-    let e = s
-        .post(&format!("/v1/people/{}/erase", s.alice), json!({}), None)
-        .await;
+    let e = env
+        .admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": s.biz.id, "pseudonymous_id": s.alice, "verification": "request checked in person"}),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(code(&e), "outstanding_payments");
 
     // Void one; the others lapse when the clock passes their expiry (7 days).
@@ -540,9 +546,15 @@ async fn safeguards_step_up_limits_expiry_void_and_erasure_waits() {
     let ledger = state.sandbox.ledger();
     assert!(ledger.iter().all(|r| r.captures == 0));
     // Nothing outstanding now: the erasure goes through, the store keeps its records.
-    let e = s
-        .post(&format!("/v1/people/{}/erase", s.alice), json!({}), None)
-        .await;
+    let e = env
+        .admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": s.biz.id, "pseudonymous_id": s.alice, "verification": "request checked in person"}),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(e.status, 200, "{:?}", e.body);
     let kept = s.get(&format!("/v1/payments/{p1}")).await;
     assert_eq!((kept.status, kept.body["customer"].is_null()), (200, true));

@@ -712,16 +712,22 @@ async fn erasure_shreds_the_person_everywhere() {
 
     // Another business cannot erase the venue's member.
     let other = env.business("Other").await;
-    let r = other
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": other.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!((r.status, code(&r)), (404, "not_found"));
 
-    let r = venue
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": venue.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -735,9 +741,12 @@ async fn erasure_shreds_the_person_everywhere() {
         .await
         .unwrap();
     assert_eq!(r.status, 404);
-    let r = venue
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": venue.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 404, "erasing twice finds nobody");

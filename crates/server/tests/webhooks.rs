@@ -190,9 +190,12 @@ async fn linked_unlinked_and_deleted_arrive_signed_retried_and_once_each() {
         .await
         .unwrap();
     assert_eq!((again.status, code(&again)), (404, "not_found"));
-    let gone = venue
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let gone = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": venue.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(gone.status, 200, "{:?}", gone.body);
@@ -296,9 +299,12 @@ async fn a_receiver_that_stays_down_gets_every_attempt_then_the_delivery_fails()
         .await
         .unwrap();
     assert_eq!(l.status, 201);
-    let r = venue
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": venue.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200);
@@ -406,9 +412,12 @@ async fn the_outbox_survives_a_restart_and_delivers_after_it() {
         .await
         .unwrap();
     assert_eq!(log.status, 404, "a deleted endpoint is gone for the business");
-    let r = venue2
-        .client
-        .post(&format!("/v1/people/{pid}/erase"), &json!({}), None)
+    let r = env.admin()
+        .post(
+            "/v1/operator/erasures",
+            &json!({"business_id": venue2.id, "pseudonymous_id": pid, "verification": "request checked in person"}),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200);

@@ -351,6 +351,8 @@ pub trait Store: EntryStore + PaymentStore + PersonStore + Send + Sync {
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// SQLite (secure deletion on; the write-ahead log truncated after an erasure).
+    sqlite: bool,
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -447,15 +449,27 @@ impl SqlStore {
     /// migrations.
     pub async fn connect(url: &str) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
-        let max = if url.starts_with("sqlite:") { 4 } else { 16 };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(url).await?;
+        let sqlite = url.starts_with("sqlite:");
+        let max = if sqlite { 4 } else { 16 };
+        let mut options = AnyPoolOptions::new().max_connections(max);
+        if sqlite {
+            // Deleted rows are overwritten with zeros, not left in free pages: an erased
+            // person's wrapped key and templates cannot be read back from the file.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA secure_delete = ON").execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
         if url.starts_with("sqlite:") {
             // Write-ahead log: one sync per commit instead of the rollback journal's several,
             // and readers (identifications) no longer wait for a writer. Kept in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(SqlStore { pool })
+        Ok(SqlStore { pool, sqlite })
     }
 
     /// Create a fresh, empty PostgreSQL database `name` through `admin_url` (a database the
@@ -1090,6 +1104,8 @@ impl Store for SqlStore {
         }
         entry::forget_person_in(&mut tx, person_id).await?;
         payment::forget_person_in(&mut tx, person_id).await?;
+        // The tombstone keeps no trace of the key either (secure deletion zeroes the old
+        // value in the page).
         for table in ["templates", "memberships", "links", "match_log"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
                 .bind(person_id)
@@ -1098,6 +1114,13 @@ impl Store for SqlStore {
         }
         insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
+        if self.sqlite {
+            // The write-ahead log still holds the pages as they were before: copy it into
+            // the database (where secure deletion zeroed them) and truncate it.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(true)
     }
 

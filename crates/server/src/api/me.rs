@@ -19,12 +19,11 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use openpalm_domain::ids::new_id;
-use openpalm_domain::model::{normalise_link_value, LinkKind, OutboxEvent};
+use openpalm_domain::model::{normalise_link_value, LinkKind};
 use openpalm_domain::person::{
     looks_like_session, new_code, new_session_token, sign_receipt, DeletionReceipt, SignedReceipt,
     CODE_TTL_SECS, MAX_CODE_ATTEMPTS, SESSION_TTL_SECS,
 };
-use openpalm_domain::webhook::EventType;
 use openpalm_store::{Challenge, Session};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -477,47 +476,7 @@ pub async fn leave(
         .membership(&business_id, &me.person_id)
         .await?
         .ok_or_else(|| ApiError::not_found("membership"))?;
-    let open = state
-        .store
-        .outstanding_payments(&me.person_id)
-        .await?
-        .into_iter()
-        .filter(|p| p.business_id == business_id)
-        .count();
-    if open > 0 {
-        return Err(ApiError::conflict(
-            "outstanding_payments",
-            format!("{open} payment(s) at this business are still open; leave once they are settled"),
-        ));
-    }
-    let event = OutboxEvent::new(
-        &business_id,
-        EventType::PersonDeleted,
-        openpalm_domain::now_unix(),
-        &json!({ "pseudonymous_id": m.pseudonymous_id }),
-    );
-    if !state
-        .store
-        .leave_business(&me.person_id, &business_id, &[event])
-        .await?
-    {
-        return Err(ApiError::not_found("membership"));
-    }
-    let seq = state
-        .directory
-        .read()
-        .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
-        .seqs
-        .get(&me.person_id)
-        .copied();
-    if let Some(seq) = seq {
-        state
-            .matcher
-            .write()
-            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
-            .dismiss(&business_id, seq);
-    }
-    state.webhook_wakeup.notify_one();
+    crate::api::people::remove_from_business(&state, &m).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -290,10 +290,23 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "post",
                 "/v1/people/{pseudonymous_id}/erase",
                 "erasePerson",
-                "On the person's request: erase them everywhere (crypto-shredding)",
+                "Remove the person from this business's scope (erasing everywhere is the person's own right, or the operator's)",
                 ApiKey,
             ),
             post(people::erase),
+        ),
+        (
+            RouteDoc {
+                body: Some("OperatorErasure"),
+                ..doc(
+                    "post",
+                    "/v1/operator/erasures",
+                    "operatorErasure",
+                    "On a verified request to the operator: erase a person everywhere (crypto-shredding)",
+                    Admin,
+                )
+            },
+            post(people::operator_erase),
         ),
         (
             RouteDoc {
@@ -1071,6 +1084,14 @@ fn schemas() -> Value {
                 "min_payments": {"type": "integer", "minimum": 0, "maximum": 10000},
                 "min_spent_minor": {"type": "integer", "minimum": 0},
                 "window_days": {"type": "integer", "minimum": 1, "maximum": 366}
+            }
+        },
+        "OperatorErasure": {
+            "type": "object", "required": ["business_id", "pseudonymous_id", "verification"],
+            "properties": {
+                "business_id": {"type": "string"},
+                "pseudonymous_id": {"type": "string"},
+                "verification": {"type": "string", "minLength": 1, "maxLength": 500}
             }
         },
         "SignInRequest": {

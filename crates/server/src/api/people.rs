@@ -198,11 +198,11 @@ pub async fn match_log(
     })))
 }
 
-/// `POST /v1/people/{pseudonymous_id}/erase`: on the person's request, erase them
-/// everywhere by crypto-shredding: the gallery drops their templates first (so they cannot
-/// be identified even if the write fails), then their wrapped data key, templates,
-/// memberships with every business, links and match log lines are deleted in one
-/// transaction.
+/// `POST /v1/people/{pseudonymous_id}/erase`: the business removes the person from its own
+/// scope (membership, its links, settings; it can no longer identify them) and hears
+/// `person.deleted`. Erasing the person everywhere is the person's own right (`POST
+/// /v1/me/delete`), or the operator's on a verified request (`POST /v1/operator/erasures`),
+/// never one member business's.
 pub async fn erase(
     State(state): State<AppState>,
     auth: Auth,
@@ -210,8 +210,93 @@ pub async fn erase(
 ) -> Result<Json<Value>, ApiError> {
     let caller = auth.require(Scope::People)?;
     let m = member(&state, &caller.business_id, &pid).await?;
-    erase_everywhere(&state, &m.person_id).await?;
-    Ok(Json(json!({ "pseudonymous_id": pid, "erased": true })))
+    remove_from_business(&state, &m).await?;
+    Ok(Json(
+        json!({ "pseudonymous_id": pid, "removed_from": "this business", "erased_everywhere": false }),
+    ))
+}
+
+/// Take a person out of one business (refused while payments there are open).
+pub async fn remove_from_business(state: &AppState, m: &Membership) -> Result<(), ApiError> {
+    let open = state
+        .store
+        .outstanding_payments(&m.person_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.business_id == m.business_id)
+        .count();
+    if open > 0 {
+        return Err(ApiError::conflict(
+            "outstanding_payments",
+            format!("{open} payment(s) at this business are still open; remove once they are settled"),
+        )
+        .with("outstanding", open));
+    }
+    let event = OutboxEvent::new(
+        &m.business_id,
+        EventType::PersonDeleted,
+        now_unix(),
+        &json!({ "pseudonymous_id": m.pseudonymous_id }),
+    );
+    if !state
+        .store
+        .leave_business(&m.person_id, &m.business_id, &[event])
+        .await?
+    {
+        return Err(ApiError::not_found("person"));
+    }
+    let seq = state
+        .directory
+        .read()
+        .map_err(|_| ApiError::internal("directory", "lock poisoned"))?
+        .seqs
+        .get(&m.person_id)
+        .copied();
+    if let Some(seq) = seq {
+        state
+            .matcher
+            .write()
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+            .dismiss(&m.business_id, seq);
+    }
+    state.webhook_wakeup.notify_one();
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorErasure {
+    /// A business the person belongs to, and the ID it knows them by.
+    pub business_id: String,
+    pub pseudonymous_id: String,
+    /// How the person's request was verified (kept in the service log).
+    pub verification: String,
+}
+
+/// `POST /v1/operator/erasures` (admin token): erase a person everywhere on a verified request
+/// made to the operator.
+pub async fn operator_erase(
+    State(state): State<AppState>,
+    _admin: crate::auth::Admin,
+    body: ApiJson<OperatorErasure>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body.value;
+    let v = req.verification.trim();
+    if v.is_empty() || v.len() > 500 {
+        return Err(ApiError::unprocessable(
+            "verification_required",
+            "say how the person's request was verified (1..500 characters)",
+        ));
+    }
+    let m = member(&state, &req.business_id, &req.pseudonymous_id).await?;
+    let destroyed = erase_everywhere(&state, &m.person_id).await?;
+    eprintln!(
+        "openpalm-server: operator erasure of {} at {} (verification: {v})",
+        req.pseudonymous_id, req.business_id
+    );
+    Ok(Json(
+        json!({ "pseudonymous_id": req.pseudonymous_id, "erased": true, "destroyed": destroyed }),
+    ))
 }
 
 /// Erase a person everywhere: refused (409 `outstanding_payments`) while payments are open;
