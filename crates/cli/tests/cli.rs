@@ -323,6 +323,7 @@ fn receipt_verify_detects_changes_and_other_keys() {
             receipt_id: "drc_test".into(),
             subject: "00".into(),
             deleted_at: 1_800_000_000,
+            reason: "person_request".into(),
             destroyed: Destroyed {
                 data_key: true,
                 templates: 3,

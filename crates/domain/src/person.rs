@@ -61,6 +61,9 @@ pub struct DeletionReceipt {
     pub subject: String,
     /// Unix seconds.
     pub deleted_at: i64,
+    /// Why: `person_request`, `cancellation`, `dormancy` or `operator`.
+    #[serde(default)]
+    pub reason: String,
     pub destroyed: Destroyed,
     /// What was kept and why (consent records as the record of what was agreed; the stores'
     /// payment records without the person).
@@ -135,6 +138,7 @@ mod tests {
             receipt_id: "drc_1".into(),
             subject: "ab".into(),
             deleted_at: 5,
+            reason: "person_request".into(),
             destroyed: Destroyed {
                 data_key: true,
                 templates: 3,

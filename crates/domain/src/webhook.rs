@@ -39,6 +39,10 @@ pub enum EventType {
     /// A palm lane (or an attendant) refused entry, with the reason.
     #[serde(rename = "entry.denied")]
     EntryDenied,
+    /// The person was not identified for the dormancy period: they will be deleted unless
+    /// their palm is used again before `delete_after`.
+    #[serde(rename = "person.dormant")]
+    PersonDormant,
     /// A palm payment was authorised on the person's card.
     #[serde(rename = "payment.authorized")]
     PaymentAuthorized,
@@ -57,7 +61,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::PersonLinked,
         EventType::PersonUnlinked,
         EventType::PersonDeleted,
@@ -69,6 +73,7 @@ impl EventType {
         EventType::PaymentRefunded,
         EventType::PaymentFailed,
         EventType::PaymentExpired,
+        EventType::PersonDormant,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -84,6 +89,7 @@ impl EventType {
             EventType::PaymentRefunded => "payment.refunded",
             EventType::PaymentFailed => "payment.failed",
             EventType::PaymentExpired => "payment.expired",
+            EventType::PersonDormant => "person.dormant",
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct Config {
     ///
     /// [`IDENTIFICATION_THRESHOLD`]: openpalm_engine::IDENTIFICATION_THRESHOLD
     pub payment_threshold: f32,
+    /// A person not identified for this many days is sent a dormancy notice (`person.dormant`
+    /// to each business, shown on their own side), then deleted.
+    pub dormancy_days: u32,
+    /// Days between the dormancy notice and the deletion (an identification meanwhile
+    /// cancels it).
+    pub dormancy_notice_days: u32,
     /// Failures the sandbox processor injects (tests and drills; none by default).
     pub sandbox_faults: openpalm_processor::sandbox::Faults,
     /// Accept `http://` webhook URLs (default: `https://` only; for local development).
@@ -70,6 +76,8 @@ impl Default for Config {
             ambiguity_margin: 0.03,
             lane_confirm_below: 0.6,
             payment_threshold: 0.50,
+            dormancy_days: 730,
+            dormancy_notice_days: 30,
             sandbox_faults: openpalm_processor::sandbox::Faults::default(),
             webhook_allow_http: false,
             webhook_retry_base_ms: 5_000,
@@ -92,6 +100,8 @@ struct FileConfig {
     ambiguity_margin: Option<f32>,
     lane_confirm_below: Option<f32>,
     payment_threshold: Option<f32>,
+    dormancy_days: Option<u32>,
+    dormancy_notice_days: Option<u32>,
     webhook_allow_http: Option<bool>,
     webhook_retry_base_ms: Option<u64>,
     webhook_max_attempts: Option<u32>,
@@ -167,6 +177,8 @@ impl Config {
             }
             c.lane_confirm_below = f.lane_confirm_below.unwrap_or(c.lane_confirm_below);
             c.payment_threshold = f.payment_threshold.unwrap_or(c.payment_threshold);
+            c.dormancy_days = f.dormancy_days.unwrap_or(c.dormancy_days);
+            c.dormancy_notice_days = f.dormancy_notice_days.unwrap_or(c.dormancy_notice_days);
             c.webhook_allow_http = f.webhook_allow_http.unwrap_or(c.webhook_allow_http);
             c.webhook_retry_base_ms = f.webhook_retry_base_ms.unwrap_or(c.webhook_retry_base_ms);
             c.webhook_max_attempts = f.webhook_max_attempts.unwrap_or(c.webhook_max_attempts);
@@ -190,6 +202,12 @@ impl Config {
                 "OPENPALM_PAYMENT_THRESHOLD" => {
                     c.payment_threshold = v.parse().map_err(|_| invalid(&k, &v, "expected a number, e.g. 0.5"))?
                 }
+                "OPENPALM_DORMANCY_DAYS" => {
+                    c.dormancy_days = v.parse().map_err(|_| invalid(&k, &v, "expected a number of days"))?
+                }
+                "OPENPALM_DORMANCY_NOTICE_DAYS" => {
+                    c.dormancy_notice_days = v.parse().map_err(|_| invalid(&k, &v, "expected a number of days"))?
+                }
                 "OPENPALM_WEBHOOK_ALLOW_HTTP" => {
                     c.webhook_allow_http = v.parse().map_err(|_| invalid(&k, &v, "expected true or false"))?
                 }
@@ -208,7 +226,7 @@ impl Config {
                     return Err(invalid(
                         other,
                         "(set)",
-                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_LANE_CONFIRM_BELOW, OPENPALM_PAYMENT_THRESHOLD, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
+                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_LANE_CONFIRM_BELOW, OPENPALM_PAYMENT_THRESHOLD, OPENPALM_DORMANCY_DAYS, OPENPALM_DORMANCY_NOTICE_DAYS, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
                     ))
                 }
                 _ => {}
@@ -279,6 +297,16 @@ impl Config {
                 "payment_threshold",
                 self.payment_threshold,
                 "must be between the identification threshold (0.47) and 1: payment is never looser than entry",
+            ));
+        }
+        if self.dormancy_days < 30
+            || self.dormancy_notice_days < 1
+            || self.dormancy_notice_days >= self.dormancy_days
+        {
+            return Err(invalid(
+                "dormancy_days",
+                self.dormancy_days,
+                "must be at least 30, with dormancy_notice_days between 1 and it",
             ));
         }
         if !(10..=WEBHOOK_MAX_DELAY_MS).contains(&self.webhook_retry_base_ms) {

@@ -17,6 +17,7 @@ pub mod capture;
 pub mod codes;
 pub mod config;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod matcher;
 pub mod payments;
 pub mod problem;
@@ -37,6 +38,7 @@ pub struct Running {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     deliverer: tokio::task::JoinHandle<()>,
     payments: tokio::task::JoinHandle<()>,
+    lifecycle: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -52,6 +54,8 @@ impl Running {
         let _ = self.deliverer.await;
         self.payments.abort();
         let _ = self.payments.await;
+        self.lifecycle.abort();
+        let _ = self.lifecycle.await;
         served
     }
 }
@@ -83,6 +87,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     let deliverer = tokio::spawn(webhooks::run(state.clone()));
     let payments = tokio::spawn(payments::run(state.clone()));
+    let lifecycle = tokio::spawn(lifecycle::run(state.clone()));
     Ok(Running {
         addr,
         state,
@@ -90,5 +95,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         task,
         deliverer,
         payments,
+        lifecycle,
     })
 }

@@ -387,3 +387,118 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
 fn code_of(a: &openpalm_device::Answer) -> &str {
     a.code().unwrap_or("")
 }
+
+#[tokio::test]
+async fn cancellation_waits_for_payments_and_dormant_people_are_noticed_then_deleted() {
+    let env = Env::start().await;
+    let shop = env.business("Shop").await;
+    let kiosk = shop.reader(DeviceKind::Kiosk, "front").await;
+    let till = shop.reader(DeviceKind::Checkout, "till").await;
+    let door = shop.reader(DeviceKind::Gate, "door").await;
+    enroll_with_phone(&shop, &kiosk, ALICE, ALICE_PHONE).await;
+    enroll_with_phone(&shop, &kiosk, BOB, BOB_PHONE).await;
+    const CAROL: u64 = 43;
+    enroll_with_phone(&shop, &kiosk, CAROL, "+33633333333").await;
+    let p = shop
+        .client
+        .post(
+            "/v1/payments",
+            &json!({"device_id": till.device_id, "amount_minor": 990, "currency": "EUR", "order_reference": "o-c"}),
+            Some("o-c"),
+        )
+        .await
+        .unwrap();
+    let pay = p.body["id"].as_str().unwrap().to_string();
+    let cap = till.seal(Purpose::Identify, &palm(ALICE, 3, 1)[0]).unwrap();
+    assert_eq!(
+        shop.client.pay(&pay, "roi", &cap).await.unwrap().body["outcome"],
+        "approved"
+    );
+
+    // Cancelling: the palm stops working at once; deletion waits for the open payment.
+    let me = Client::new(&env.base, Some(sign_in(&env, ALICE_PHONE).await));
+    let c = me.post("/v1/me/cancel", &json!({}), None).await.unwrap();
+    assert_eq!(
+        (
+            c.status,
+            c.body["state"].as_str(),
+            c.body["outstanding_payments"].as_u64()
+        ),
+        (200, Some("cancelling"), Some(1)),
+        "{:?}",
+        c.body
+    );
+    let receipt_id = c.body["receipt_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        shop.identify(&door, &palm(ALICE, 4, 1)[0]).await.body["decision"],
+        "no_match"
+    );
+    let v = me.get("/v1/me").await.unwrap();
+    assert_eq!(v.body["cancellation"]["state"], "cancelling");
+    let state = env.running.as_ref().unwrap().state.clone();
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!((r.cancellations_waiting, r.cancellations_completed), (1, 0));
+    drop(state);
+    // A restart in the middle: she stays out of the gallery, the cancellation resumes.
+    let dir = env.stop().await;
+    let env = Env::start_in(dir, |_| {}).await;
+    let shop = Biz {
+        client: Client::new(&env.base, Some(shop.key.clone())),
+        ..shop
+    };
+    assert_eq!(
+        shop.identify(&door, &palm(ALICE, 5, 1)[0]).await.body["decision"],
+        "no_match"
+    );
+    let cap = shop
+        .client
+        .post(&format!("/v1/payments/{pay}/capture"), &json!({}), None)
+        .await
+        .unwrap();
+    assert_eq!(cap.status, 200, "{:?}", cap.body);
+    let state = env.running.as_ref().unwrap().state.clone();
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!(r.cancellations_completed, 1);
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!(r.cancellations_completed, 0, "nothing deleted twice");
+    let got = env
+        .anonymous()
+        .get(&format!("/v1/deletion-receipts/{receipt_id}"))
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200, "{:?}", got.body);
+    assert_eq!(got.body["receipt"]["reason"], "cancellation");
+    let key = env.anonymous().get("/v1/service-key").await.unwrap().body["receipt_public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signed: openpalm_domain::person::SignedReceipt = serde_json::from_value(got.body.clone()).unwrap();
+    assert_eq!(openpalm_domain::person::verify_receipt(&signed, &key), Ok(()));
+
+    // Dormancy: two years without an identification bring a notice; Carol's palm is used
+    // after it (the notice is lifted), Bob's is not (deleted once the notice period ends).
+    state.clock.advance(730 * 86_400 + 60);
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!(r.dormancy_notices, 2, "{r:?}");
+    let bob = Client::new(&env.base, Some(sign_in(&env, BOB_PHONE).await));
+    assert!(bob.get("/v1/me").await.unwrap().body["dormancy_notice_at"].is_i64());
+    assert_eq!(
+        shop.identify(&door, &palm(CAROL, 3, 1)[0]).await.body["decision"],
+        "match"
+    );
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!(r.dormancy_notices_cleared, 1);
+    state.clock.advance(30 * 86_400 + 60);
+    let r = openpalm_server::lifecycle::run_once(&state).await.unwrap();
+    assert_eq!((r.dormant_deleted, r.dormancy_notices), (1, 0), "{r:?}");
+    assert_eq!(bob.get("/v1/me").await.unwrap().status, 401);
+    assert_eq!(
+        shop.identify(&door, &palm(BOB, 4, 1)[0]).await.body["decision"],
+        "no_match"
+    );
+    assert_eq!(
+        shop.identify(&door, &palm(CAROL, 4, 1)[0]).await.body["decision"],
+        "match"
+    );
+    env.stop().await;
+}

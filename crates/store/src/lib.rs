@@ -444,7 +444,66 @@ fn consent_text_from_row(r: &AnyRow) -> Result<ConsentText> {
     })
 }
 
+/// A deletion receipt written in the erasure's own transaction: (ID, subject, JSON).
+pub type ReceiptRow<'a> = (&'a str, &'a str, &'a str);
+
 impl SqlStore {
+    /// [`Store::erase_person`], writing `receipt` in the same transaction (so a deletion
+    /// never lands without its receipt, nor a receipt without its deletion).
+    pub(crate) async fn erase_person_with(
+        &self,
+        person_id: &str,
+        events: &[OutboxEvent],
+        receipt: Option<ReceiptRow<'_>>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE people SET wrapped_key = NULL WHERE id = $1 AND wrapped_key IS NOT NULL")
+            .bind(person_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        entry::forget_person_in(&mut tx, person_id).await?;
+        payment::forget_person_in(&mut tx, person_id).await?;
+        // The tombstone keeps no trace of the key either (secure deletion zeroes the old
+        // value in the page).
+        for table in [
+            "templates",
+            "memberships",
+            "links",
+            "match_log",
+            "person_sessions",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
+                .bind(person_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some((id, subject, json)) = receipt {
+            sqlx::query(
+                "INSERT INTO deletion_receipts (id, subject, receipt, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(subject)
+            .bind(json)
+            .bind(openpalm_domain::now_unix())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_events_in(&mut tx, events).await?;
+        tx.commit().await?;
+        if self.sqlite {
+            // The write-ahead log still holds the pages as they were before: copy it into
+            // the database (where secure deletion zeroed them) and truncate it.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(true)
+    }
+
     /// Connect to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and apply the
     /// migrations.
     pub async fn connect(url: &str) -> Result<SqlStore> {
@@ -907,7 +966,7 @@ impl Store for SqlStore {
     async fn people_in(&self, from: i64, to: i64) -> Result<Vec<StoredPerson>> {
         let rows = sqlx::query(
             "SELECT id, seq, wrapped_key, created_at FROM people
-             WHERE wrapped_key IS NOT NULL AND seq >= $1 AND seq < $2 ORDER BY seq",
+             WHERE wrapped_key IS NOT NULL AND cancel_requested_at IS NULL AND seq >= $1 AND seq < $2 ORDER BY seq",
         )
         .bind(from)
         .bind(to)
@@ -931,7 +990,7 @@ impl Store for SqlStore {
         }
         let rows = sqlx::query(
             "SELECT t.person_id, t.hand, t.idx, t.sealed FROM templates t JOIN people p ON p.id = t.person_id
-             WHERE p.wrapped_key IS NOT NULL AND p.seq >= $1 AND p.seq < $2
+             WHERE p.wrapped_key IS NOT NULL AND p.cancel_requested_at IS NULL AND p.seq >= $1 AND p.seq < $2
              ORDER BY p.seq, t.hand, t.idx",
         )
         .bind(from)
@@ -1093,35 +1152,7 @@ impl Store for SqlStore {
     }
 
     async fn erase_person(&self, person_id: &str, events: &[OutboxEvent]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("UPDATE people SET wrapped_key = NULL WHERE id = $1 AND wrapped_key IS NOT NULL")
-            .bind(person_id)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        entry::forget_person_in(&mut tx, person_id).await?;
-        payment::forget_person_in(&mut tx, person_id).await?;
-        // The tombstone keeps no trace of the key either (secure deletion zeroes the old
-        // value in the page).
-        for table in ["templates", "memberships", "links", "match_log"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
-                .bind(person_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        insert_events_in(&mut tx, events).await?;
-        tx.commit().await?;
-        if self.sqlite {
-            // The write-ahead log still holds the pages as they were before: copy it into
-            // the database (where secure deletion zeroed them) and truncate it.
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(true)
+        self.erase_person_with(person_id, events, None).await
     }
 
     async fn links(&self, business_id: &str, person_id: &str) -> Result<Vec<Link>> {

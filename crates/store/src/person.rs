@@ -64,6 +64,34 @@ pub trait PersonStore: Send + Sync {
         business_id: &str,
         events: &[OutboxEvent],
     ) -> Result<bool>;
+    /// Erase the person (as [`crate::Store::erase_person`]) and write their receipt in the same
+    /// transaction. False if they had no key (already erased).
+    async fn erase_with_receipt(
+        &self,
+        person_id: &str,
+        events: &[OutboxEvent],
+        receipt_id: &str,
+        subject: &str,
+        receipt_json: &str,
+    ) -> Result<bool>;
+    /// Record a cancellation (once): its time and the ID its receipt will have. False if one
+    /// was already requested.
+    async fn request_cancellation(&self, person_id: &str, receipt_id: &str, at: i64) -> Result<bool>;
+    /// A requested cancellation: (requested at, receipt ID).
+    async fn cancellation(&self, person_id: &str) -> Result<Option<(i64, String)>>;
+    /// People whose cancellation waits to be completed.
+    async fn cancelling_people(&self, limit: u32) -> Result<Vec<String>>;
+    /// People enrolled before `before` and not identified since, with when they were
+    /// notified (if they were).
+    async fn dormant_people(&self, before: i64, limit: u32) -> Result<Vec<(String, Option<i64>)>>;
+    /// Record the dormancy notice with its webhook events, in one transaction.
+    async fn notify_dormancy(&self, person_id: &str, at: i64, events: &[OutboxEvent]) -> Result<()>;
+    /// When the dormancy notice was sent, if it was.
+    async fn dormancy_notice(&self, person_id: &str) -> Result<Option<i64>>;
+    /// Record (or clear) the dormancy notice.
+    async fn set_dormancy_notice(&self, person_id: &str, at: Option<i64>) -> Result<()>;
+    /// People notified of dormancy who were identified after the notice (to clear it).
+    async fn active_since_notice(&self, limit: u32) -> Result<Vec<String>>;
     async fn save_receipt(&self, id: &str, subject: &str, receipt_json: &str, at: i64) -> Result<()>;
     async fn receipt(&self, id: &str) -> Result<Option<String>>;
 }
@@ -269,6 +297,118 @@ impl PersonStore for SqlStore {
         crate::insert_events_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn erase_with_receipt(
+        &self,
+        person_id: &str,
+        events: &[OutboxEvent],
+        receipt_id: &str,
+        subject: &str,
+        receipt_json: &str,
+    ) -> Result<bool> {
+        self.erase_person_with(person_id, events, Some((receipt_id, subject, receipt_json)))
+            .await
+    }
+
+    async fn request_cancellation(&self, person_id: &str, receipt_id: &str, at: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE people SET cancel_requested_at = $1, cancel_receipt_id = $2
+             WHERE id = $3 AND cancel_requested_at IS NULL AND wrapped_key IS NOT NULL",
+        )
+        .bind(at)
+        .bind(receipt_id)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn cancellation(&self, person_id: &str) -> Result<Option<(i64, String)>> {
+        let r = sqlx::query(
+            "SELECT cancel_requested_at, cancel_receipt_id FROM people WHERE id = $1 AND cancel_requested_at IS NOT NULL",
+        )
+        .bind(person_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| {
+            Ok((
+                r.try_get("cancel_requested_at")?,
+                r.try_get::<Option<String>, _>("cancel_receipt_id")?
+                    .unwrap_or_default(),
+            ))
+        })
+        .transpose()
+    }
+
+    async fn cancelling_people(&self, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM people WHERE cancel_requested_at IS NOT NULL AND wrapped_key IS NOT NULL
+             ORDER BY cancel_requested_at, id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    async fn dormant_people(&self, before: i64, limit: u32) -> Result<Vec<(String, Option<i64>)>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.dormancy_notice_at FROM people p
+             WHERE p.wrapped_key IS NOT NULL AND p.cancel_requested_at IS NULL AND p.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM match_log m WHERE m.person_id = p.id AND m.at >= $1)
+             ORDER BY p.created_at, p.id LIMIT $2",
+        )
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("dormancy_notice_at")?)))
+            .collect()
+    }
+
+    async fn notify_dormancy(&self, person_id: &str, at: i64, events: &[OutboxEvent]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE people SET dormancy_notice_at = $1 WHERE id = $2 AND dormancy_notice_at IS NULL")
+            .bind(at)
+            .bind(person_id)
+            .execute(&mut *tx)
+            .await?;
+        crate::insert_events_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dormancy_notice(&self, person_id: &str) -> Result<Option<i64>> {
+        let r = sqlx::query("SELECT dormancy_notice_at FROM people WHERE id = $1")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.map(|r| r.try_get::<Option<i64>, _>("dormancy_notice_at"))
+            .transpose()?
+            .flatten())
+    }
+
+    async fn set_dormancy_notice(&self, person_id: &str, at: Option<i64>) -> Result<()> {
+        sqlx::query("UPDATE people SET dormancy_notice_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn active_since_notice(&self, limit: u32) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT p.id FROM people p WHERE p.dormancy_notice_at IS NOT NULL AND p.wrapped_key IS NOT NULL
+               AND EXISTS (SELECT 1 FROM match_log m WHERE m.person_id = p.id AND m.at >= p.dormancy_notice_at)
+             LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 
     async fn save_receipt(&self, id: &str, subject: &str, receipt_json: &str, at: i64) -> Result<()> {

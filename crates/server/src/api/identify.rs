@@ -15,7 +15,6 @@ use openpalm_domain::apikey::Scope;
 use openpalm_domain::decision::{Decision, DecisionPolicy};
 use openpalm_domain::ids::{new_id, prefix, Purpose};
 use openpalm_domain::model::MatchLogEntry;
-use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
 use openpalm_engine::IDENTIFICATION_THRESHOLD;
 use serde::Deserialize;
@@ -89,7 +88,8 @@ pub async fn identify(
         business_id: caller.business_id.clone(),
         device_id: device.id.clone(),
         site: device.site.clone(),
-        at: now_unix(),
+        // The service clock (tests move it: dormancy counts from the last identification).
+        at: state.clock_now(),
         decision,
         score: best.map(|c| c.score).unwrap_or(0.0),
         event_id: None,

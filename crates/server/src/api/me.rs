@@ -9,7 +9,7 @@
 //! only; no business sees any of it.
 
 use crate::api::payments::view::PaymentView;
-use crate::api::people::erase_everywhere;
+use crate::api::people::{erase_everywhere, ErasureReason};
 use crate::auth::bearer;
 use crate::body::ApiJson;
 use crate::problem::ApiError;
@@ -21,13 +21,12 @@ use axum::Json;
 use openpalm_domain::ids::new_id;
 use openpalm_domain::model::{normalise_link_value, LinkKind};
 use openpalm_domain::person::{
-    looks_like_session, new_code, new_session_token, sign_receipt, DeletionReceipt, SignedReceipt,
-    CODE_TTL_SECS, MAX_CODE_ATTEMPTS, SESSION_TTL_SECS,
+    looks_like_session, new_code, new_session_token, SignedReceipt, CODE_TTL_SECS, MAX_CODE_ATTEMPTS,
+    SESSION_TTL_SECS,
 };
 use openpalm_store::{Challenge, Session};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// A signed-in person.
@@ -279,6 +278,10 @@ pub struct MeView {
     pub entries: Vec<EntryView>,
     /// Every identification of the palm: by which business, device, site, when, the decision.
     pub match_log: Vec<MatchView>,
+    /// A cancellation in progress.
+    pub cancellation: Option<CancellationView>,
+    /// When the dormancy notice was sent, if it was (an identification cancels it).
+    pub dormancy_notice_at: Option<i64>,
 }
 
 /// Business names, looked up once each.
@@ -418,7 +421,20 @@ async fn gather(state: &AppState, person: &str, only: Option<&str>) -> Result<Me
             outcome: e.outcome,
         });
     }
+    let cancellation = match state.store.cancellation(person).await? {
+        Some((requested_at, receipt_id)) => Some(CancellationView {
+            state: "cancelling",
+            requested_at,
+            outstanding_payments: state.store.outstanding_payments(person).await?.len(),
+            receipt_id,
+            receipt: None,
+        }),
+        None => None,
+    };
+    let dormancy_notice_at = state.store.dormancy_notice(person).await?;
     Ok(MeView {
+        cancellation,
+        dormancy_notice_at,
         enrollment: EnrollmentView { enrolled_at, hands },
         consents,
         businesses,
@@ -515,31 +531,79 @@ pub async fn offers(
 /// `POST /v1/me/delete`: delete my data everywhere, now (refused while payments are open);
 /// the answer is a receipt signed by the service.
 pub async fn delete(State(state): State<AppState>, me: PersonAuth) -> Result<Json<SignedReceipt>, ApiError> {
-    let destroyed = erase_everywhere(&state, &me.person_id).await?;
-    let receipt = DeletionReceipt {
-        receipt_id: new_id("drc"),
-        subject: hex::encode(Sha256::digest(me.person_id.as_bytes())),
-        deleted_at: openpalm_domain::now_unix(),
-        destroyed,
-        kept: vec![
-            "consent records (the record of what was agreed, when and where), without any biometric data"
-                .into(),
-            "the stores' payment records, without the person".into(),
-            "this receipt".into(),
-        ],
-    };
-    let signed = sign_receipt(&state.keys.receipt_signing_key(), receipt);
-    let text = serde_json::to_string(&signed).map_err(|e| ApiError::internal("receipt", e))?;
+    Ok(Json(
+        erase_everywhere(&state, &me.person_id, ErasureReason::PersonRequest, None).await?,
+    ))
+}
+
+#[derive(Serialize)]
+pub struct CancellationView {
+    /// `cancelling` (the palm no longer works; waiting for open payments) or `deleted`.
+    pub state: &'static str,
+    pub requested_at: i64,
+    pub outstanding_payments: usize,
+    /// The receipt's ID, readable at `GET /v1/deletion-receipts/{id}` once deleted.
+    pub receipt_id: String,
+    pub receipt: Option<SignedReceipt>,
+}
+
+/// `POST /v1/me/cancel`: cancel my account. The palm stops working at once (it leaves the
+/// gallery); once open payments are captured, voided or expired, everything is deleted as by
+/// `POST /v1/me/delete`, with the receipt promised here.
+pub async fn cancel(
+    State(state): State<AppState>,
+    me: PersonAuth,
+) -> Result<Json<CancellationView>, ApiError> {
+    let now = state.clock_now();
     state
         .store
-        .save_receipt(
-            &signed.receipt.receipt_id,
-            &signed.receipt.subject,
-            &text,
-            signed.receipt.deleted_at,
-        )
+        .request_cancellation(&me.person_id, &new_id("drc"), now)
         .await?;
-    Ok(Json(signed))
+    let (requested_at, receipt_id) = state
+        .store
+        .cancellation(&me.person_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("cancellation", "not recorded"))?;
+    crate::lifecycle::leave_gallery(&state, &me.person_id)?;
+    let outstanding = state.store.outstanding_payments(&me.person_id).await?.len();
+    if outstanding > 0 {
+        return Ok(Json(CancellationView {
+            state: "cancelling",
+            requested_at,
+            outstanding_payments: outstanding,
+            receipt_id,
+            receipt: None,
+        }));
+    }
+    let receipt = erase_everywhere(
+        &state,
+        &me.person_id,
+        ErasureReason::Cancellation,
+        Some(receipt_id.clone()),
+    )
+    .await?;
+    Ok(Json(CancellationView {
+        state: "deleted",
+        requested_at,
+        outstanding_payments: 0,
+        receipt_id,
+        receipt: Some(receipt),
+    }))
+}
+
+/// `GET /v1/deletion-receipts/{id}`: a receipt (it names nobody: the subject is a hash).
+pub async fn receipt(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SignedReceipt>, ApiError> {
+    let text = state
+        .store
+        .receipt(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("receipt"))?;
+    Ok(Json(
+        serde_json::from_str(&text).map_err(|e| ApiError::internal("receipt", e))?,
+    ))
 }
 
 /// How long each kind of data is kept, and why: published for everyone (BIPA asks for a

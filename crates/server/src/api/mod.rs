@@ -815,6 +815,26 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             ),
             post(me::delete),
         ),
+        (
+            doc(
+                "post",
+                "/v1/me/cancel",
+                "personCancel",
+                "Cancel my account: the palm stops working at once; deletion follows once open payments are settled",
+                Person,
+            ),
+            post(me::cancel),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/deletion-receipts/{id}",
+                "deletionReceipt",
+                "A deletion receipt signed by the service (it names nobody: the subject is a hash)",
+                Public,
+            ),
+            get(me::receipt),
+        ),
     ]
 }
 

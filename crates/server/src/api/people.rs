@@ -289,25 +289,50 @@ pub async fn operator_erase(
         ));
     }
     let m = member(&state, &req.business_id, &req.pseudonymous_id).await?;
-    let destroyed = erase_everywhere(&state, &m.person_id).await?;
+    let receipt = erase_everywhere(&state, &m.person_id, ErasureReason::Operator, None).await?;
     eprintln!(
         "openpalm-server: operator erasure of {} at {} (verification: {v})",
         req.pseudonymous_id, req.business_id
     );
     Ok(Json(
-        json!({ "pseudonymous_id": req.pseudonymous_id, "erased": true, "destroyed": destroyed }),
+        json!({ "pseudonymous_id": req.pseudonymous_id, "erased": true, "receipt": receipt }),
     ))
+}
+
+/// Why a person is erased (written into their receipt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErasureReason {
+    PersonRequest,
+    Cancellation,
+    Dormancy,
+    Operator,
+}
+
+impl ErasureReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErasureReason::PersonRequest => "person_request",
+            ErasureReason::Cancellation => "cancellation",
+            ErasureReason::Dormancy => "dormancy",
+            ErasureReason::Operator => "operator",
+        }
+    }
 }
 
 /// Erase a person everywhere: refused (409 `outstanding_payments`) while payments are open;
 /// the gallery drops their templates first (so they cannot be identified even if the write
-/// fails), then their wrapped data key, templates, memberships, links and match log lines
-/// are deleted in one transaction, every business told `person.deleted` under its own
-/// pseudonymous ID. Returns what was destroyed.
+/// fails), then their wrapped data key, templates, memberships, links, match log lines and
+/// sessions are deleted, every business told `person.deleted` under its own pseudonymous ID,
+/// and the signed receipt written, all in one transaction. `receipt_id`: the ID promised
+/// when a cancellation was requested.
 pub async fn erase_everywhere(
     state: &AppState,
     person_id: &str,
-) -> Result<openpalm_domain::person::Destroyed, ApiError> {
+    reason: ErasureReason,
+    receipt_id: Option<String>,
+) -> Result<openpalm_domain::person::SignedReceipt, ApiError> {
+    use openpalm_domain::person::{sign_receipt, DeletionReceipt, Destroyed};
+    use sha2::{Digest, Sha256};
     let _guard = state.enroll_lock.lock().await;
     let outstanding = state.store.outstanding_payments(person_id).await?;
     if !outstanding.is_empty() {
@@ -357,18 +382,37 @@ pub async fn erase_everywhere(
             )
         })
         .collect();
-    if !state.store.erase_person(person_id, &events).await? {
+    let receipt = DeletionReceipt {
+        receipt_id: receipt_id.unwrap_or_else(|| new_id("drc")),
+        subject: hex::encode(Sha256::digest(person_id.as_bytes())),
+        deleted_at: now,
+        reason: reason.as_str().to_string(),
+        destroyed: Destroyed {
+            data_key: true,
+            templates,
+            gallery_entries,
+            memberships: memberships.len() as u64,
+            links,
+            match_log_lines: log_lines,
+            businesses_notified: events.len() as u64,
+        },
+        kept: vec![
+            "consent records (the record of what was agreed, when and where), without any biometric data"
+                .into(),
+            "the stores' payment records and the venues' entry records, without the person".into(),
+            "this receipt".into(),
+        ],
+    };
+    let signed = sign_receipt(&state.keys.receipt_signing_key(), receipt);
+    let text = serde_json::to_string(&signed).map_err(|e| ApiError::internal("receipt", e))?;
+    let r = &signed.receipt;
+    if !state
+        .store
+        .erase_with_receipt(person_id, &events, &r.receipt_id, &r.subject, &text)
+        .await?
+    {
         return Err(ApiError::not_found("person"));
     }
-    state.store.revoke_sessions_of(person_id, now).await?;
     state.webhook_wakeup.notify_one();
-    Ok(openpalm_domain::person::Destroyed {
-        data_key: true,
-        templates,
-        gallery_entries,
-        memberships: memberships.len() as u64,
-        links,
-        match_log_lines: log_lines,
-        businesses_notified: events.len() as u64,
-    })
+    Ok(signed)
 }
