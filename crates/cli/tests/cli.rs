@@ -376,3 +376,70 @@ fn receipt_verify_detects_changes_and_other_keys() {
     ]);
     assert!(!wrong.status.success());
 }
+
+/// `openpalm audit verify --data DIR` passes on an intact log and fails, naming the record,
+/// on each kind of tampering: an edited record, a removed one, two swapped.
+#[test]
+fn audit_verify_detects_every_kind_of_tampering() {
+    use openpalm_domain::audit::{chain, AuditEntry, AuditRecord};
+    use openpalm_store::{AuditStore, SqlStore};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fresh = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("openpalm.db");
+        rt.block_on(async {
+            let s = SqlStore::connect(&SqlStore::sqlite_url(&db)).await.unwrap();
+            let mut log: Vec<AuditRecord> = Vec::new();
+            for i in 0..6 {
+                let head = log.last().map(|r| (r.seq, r.hash.as_str()));
+                let r = chain(
+                    head,
+                    AuditEntry {
+                        at: 1_800_000_000 + i,
+                        actor: "admin".into(),
+                        action: format!("POST /v1/things/{i}"),
+                        subject: None,
+                        request_id: format!("req_{name}_{i}"),
+                        status: 201,
+                    },
+                );
+                log.push(r);
+            }
+            s.append_audit(&log).await.unwrap();
+            s.close().await;
+        });
+        dir
+    };
+    let verify = |dir: &tempfile::TempDir| {
+        openpalm(&[os("audit"), os("verify"), os("--data"), dir.path().as_os_str()])
+    };
+    let tamper = |dir: &tempfile::TempDir, sql: &str| {
+        rt.block_on(async {
+            let s = SqlStore::connect(&SqlStore::sqlite_url(&dir.path().join("openpalm.db")))
+                .await
+                .unwrap();
+            for stmt in sql.split(';') {
+                assert!(s.execute_raw(stmt).await.unwrap() > 0, "{stmt}");
+            }
+            s.close().await;
+        })
+    };
+    let ok = fresh("ok");
+    let out = verify(&ok);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("6 records"));
+    for (name, sql, says) in [
+        ("edited", "UPDATE audit_log SET actor = 'business:x' WHERE seq = 3", "record 3"),
+        ("removed", "DELETE FROM audit_log WHERE seq = 2", "record 3"),
+        ("swapped", "UPDATE audit_log SET seq = 100 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = 5; UPDATE audit_log SET seq = 5 WHERE seq = 100", "record 4"),
+    ] {
+        let d = fresh(name);
+        tamper(&d, sql);
+        let out = verify(&d);
+        assert!(!out.status.success(), "{name} went unnoticed");
+        assert!(text(&out.stderr).contains(says), "{name}: {}", text(&out.stderr));
+    }
+}

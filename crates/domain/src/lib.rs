@@ -2,6 +2,7 @@
 //!
 //! - [`ids`]: identifiers of businesses, people, devices and keys, and the kinds and purposes
 //!   they come in.
+//! - [`audit`]: the hash-chained audit log of every administrative and data-access action.
 //! - [`apikey`]: API keys (`op_test_...` / `op_live_...`): generation, hashing, scopes.
 //! - [`protocol`]: the sealed capture a reader sends: HPKE (RFC 9180) to the service key,
 //!   signed with the device's Ed25519 key, with nonce and timestamp; canonical bytes and the
@@ -19,6 +20,7 @@
 //! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
 pub mod apikey;
+pub mod audit;
 pub mod decision;
 pub mod entry;
 pub mod ids;

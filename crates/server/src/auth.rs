@@ -60,6 +60,12 @@ impl FromRequestParts<AppState> for Auth {
         if record.revoked_at.is_some() {
             return Err(unknown());
         }
+        crate::audit::ActorSlot::set(
+            parts,
+            format!("business:{} key:{}", record.business_id, record.id),
+            Some(record.business_id.clone()),
+            None,
+        );
         Ok(Auth(Caller {
             business_id: record.business_id,
             key_id: record.id,
@@ -99,6 +105,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        check_admin(parts, state).map(|_| Admin)
+        check_admin(parts, state)?;
+        crate::audit::ActorSlot::set(parts, "admin".into(), None, None);
+        Ok(Admin)
     }
 }

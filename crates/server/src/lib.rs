@@ -11,6 +11,7 @@
 //! [`webhooks`] delivers them.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod capture;
@@ -39,6 +40,7 @@ pub struct Running {
     deliverer: tokio::task::JoinHandle<()>,
     payments: tokio::task::JoinHandle<()>,
     lifecycle: tokio::task::JoinHandle<()>,
+    audit: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -56,6 +58,10 @@ impl Running {
         let _ = self.payments.await;
         self.lifecycle.abort();
         let _ = self.lifecycle.await;
+        // Everything answered is in the audit log before the stop returns.
+        audit::flush(&self.state).await;
+        self.audit.abort();
+        let _ = self.audit.await;
         served
     }
 }
@@ -88,6 +94,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let deliverer = tokio::spawn(webhooks::run(state.clone()));
     let payments = tokio::spawn(payments::run(state.clone()));
     let lifecycle = tokio::spawn(lifecycle::run(state.clone()));
+    let audit_rx = state
+        .audit_rx
+        .lock()
+        .map_err(|_| StartError::Http("audit lock".into()))?
+        .take();
+    let audit = match audit_rx {
+        Some(rx) => tokio::spawn(audit::run(state.clone(), rx)),
+        None => tokio::spawn(async {}),
+    };
     Ok(Running {
         addr,
         state,
@@ -96,5 +111,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         deliverer,
         payments,
         lifecycle,
+        audit,
     })
 }

@@ -90,6 +90,10 @@ pub struct Inner {
     pub sandbox: Arc<Sandbox>,
     /// Sends people their sign-in codes.
     pub codes: Arc<dyn crate::codes::CodeSender>,
+    /// To the audit log's writer.
+    pub audit: tokio::sync::mpsc::UnboundedSender<crate::audit::AuditMsg>,
+    /// The writer's end, taken when the service starts.
+    pub audit_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::audit::AuditMsg>>>,
 }
 
 impl Inner {
@@ -256,7 +260,10 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         config.sandbox_faults,
     )?);
     let codes = Arc::new(crate::codes::FileSender::new(dir.join(SIGN_IN_CODES)));
+    let (audit, audit_rx) = tokio::sync::mpsc::unbounded_channel();
     Ok(Arc::new(Inner {
+        audit,
+        audit_rx: std::sync::Mutex::new(Some(audit_rx)),
         codes,
         clock,
         processor: sandbox.clone(),

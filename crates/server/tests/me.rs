@@ -334,6 +334,41 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
         "match"
     );
 
+    // The audit log shows her who did what with her data: her own reads, the venue removing
+    // her, the shop's checkout recognising her; never another person's records.
+    let a = me.get("/v1/me/audit").await.unwrap();
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let actions: Vec<(String, String)> = a
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["actor"].as_str().unwrap().to_string(),
+                r["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("person".into(), "GET /v1/me".into())),
+        "{actions:?}"
+    );
+    assert!(actions
+        .iter()
+        .any(|(who, what)| who.starts_with(&format!("business:{}", venue.id))
+            && what == "POST /v1/people/{pseudonymous_id}/erase"));
+    assert!(actions
+        .iter()
+        .any(|(who, what)| who.starts_with(&format!("business:{}", shop.id))
+            && what == "POST /v1/payments/{id}/palm"));
+    assert!(a
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["request_id"].as_str().is_some_and(|s| !s.is_empty())));
+
     // Deleting waits for the open payment; once captured, it goes through with a receipt.
     assert_eq!(
         code_of(&me.post("/v1/me/delete", &json!({}), None).await.unwrap()),
@@ -381,7 +416,15 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
     // The published retention schedule.
     let p = env.anonymous().get("/v1/retention-policy").await.unwrap();
     assert!(p.body["items"].as_array().unwrap().len() >= 5);
-    env.stop().await;
+    let url = env.database_url.clone();
+    let _dir = env.stop().await;
+    // The log the whole run left verifies.
+    let store = openpalm_store::SqlStore::connect(&url).await.unwrap();
+    let records = openpalm_store::AuditStore::audit_records(&store, 0, 100_000)
+        .await
+        .unwrap();
+    assert!(records.len() > 30, "{} records", records.len());
+    assert!(openpalm_domain::audit::verify(&records).is_ok());
 }
 
 fn code_of(a: &openpalm_device::Answer) -> &str {

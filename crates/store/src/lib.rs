@@ -22,6 +22,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 mod entry;
 pub use entry::{EntryStore, EventCounts, GateCount, LaneWrite, TicketMove};
+mod audit;
+pub use audit::AuditStore;
 mod payment;
 mod person;
 pub use payment::{
@@ -193,7 +195,7 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: EntryStore + PaymentStore + PersonStore + Send + Sync {
+pub trait Store: EntryStore + PaymentStore + PersonStore + AuditStore + Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 

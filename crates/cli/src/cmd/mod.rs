@@ -3,6 +3,7 @@
 
 use clap::Subcommand;
 
+pub mod audit;
 pub mod bench;
 pub mod checkout_bench;
 pub mod device;
@@ -36,6 +37,8 @@ pub enum Command {
     Serve(serve::Args),
     /// Simulate a kiosk, gate or checkout against a running service.
     Device(device::Args),
+    /// The audit log: `audit verify --data DIR` checks its hash chain.
+    Audit(audit::Args),
     /// Deletion receipts: `receipt verify FILE --service-key KEY` checks one offline.
     Receipt(receipt::Args),
 }
@@ -51,5 +54,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Device(args) => device::run(args),
         Command::Receipt(args) => receipt::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }

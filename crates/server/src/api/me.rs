@@ -54,6 +54,7 @@ impl FromRequestParts<AppState> for PersonAuth {
         if s.revoked_at.is_some() || state.clock_now() >= s.expires_at {
             return Err(refused());
         }
+        crate::audit::ActorSlot::set(parts, "person".into(), None, Some(s.person_id.clone()));
         match state.store.person_record(&s.person_id).await? {
             Some((_, true)) => Ok(PersonAuth {
                 person_id: s.person_id,
@@ -604,6 +605,15 @@ pub async fn receipt(
     Ok(Json(
         serde_json::from_str(&text).map_err(|e| ApiError::internal("receipt", e))?,
     ))
+}
+
+/// `GET /v1/me/audit`: every audit record about me (who did what with my data, when).
+pub async fn audit(
+    State(state): State<AppState>,
+    me: PersonAuth,
+) -> Result<Json<Vec<openpalm_domain::audit::AuditRecord>>, ApiError> {
+    crate::audit::flush(&state).await;
+    Ok(Json(state.store.audit_of_subject(&me.person_id).await?))
 }
 
 /// How long each kind of data is kept, and why: published for everyone (BIPA asks for a

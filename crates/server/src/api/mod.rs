@@ -817,6 +817,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             doc(
+                "get",
+                "/v1/me/audit",
+                "personAudit",
+                "Every audit record about me: who did what with my data, when, with which request",
+                Person,
+            ),
+            get(me::audit),
+        ),
+        (
+            doc(
                 "post",
                 "/v1/me/cancel",
                 "personCancel",
@@ -850,7 +860,11 @@ pub fn router(state: AppState) -> Router {
     for (d, handler) in table() {
         r = r.route(d.path, handler);
     }
-    r.fallback(|| async {
+    r.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::audit::layer,
+    ))
+    .fallback(|| async {
         ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route").into_response()
     })
     .layer(DefaultBodyLimit::max(limit))
@@ -866,7 +880,7 @@ fn valid_request_id(v: &HeaderValue) -> bool {
 /// Every response gets `x-request-id` (the caller's if well-formed, else a new one); any
 /// error that is not already problem+json (wrong method, unreadable path or query) is
 /// turned into one.
-async fn request_id_and_problems(req: Request, next: Next) -> Response {
+async fn request_id_and_problems(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -876,6 +890,9 @@ async fn request_id_and_problems(req: Request, next: Next) -> Response {
             HeaderValue::from_str(&openpalm_domain::ids::new_id("req"))
                 .unwrap_or(HeaderValue::from_static("req"))
         });
+    req.extensions_mut().insert(crate::audit::RequestId(
+        String::from_utf8_lossy(id.as_bytes()).to_string(),
+    ));
     let mut res = next.run(req).await;
     let status = res.status();
     let is_problem = res

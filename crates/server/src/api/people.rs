@@ -75,6 +75,7 @@ async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> R
         .store
         .membership_by_pseudonym(business_id, pseudonymous_id)
         .await?
+        .inspect(|m| crate::audit::note_subject(&m.person_id))
         .ok_or_else(|| ApiError::not_found("person"))
 }
 

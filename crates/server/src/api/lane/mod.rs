@@ -107,6 +107,7 @@ pub(crate) fn person_of(state: &AppState, c: &Candidate) -> Result<String, ApiEr
         .person_ids
         .get(&c.person)
         .cloned()
+        .inspect(|p| crate::audit::note_subject(p))
         .ok_or_else(|| ApiError::internal("directory", "matched person unknown"))
 }
 

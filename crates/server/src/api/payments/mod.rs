@@ -264,6 +264,7 @@ pub(crate) async fn member(
         .store
         .membership_by_pseudonym(business_id, pseudonymous_id)
         .await?
+        .inspect(|m| crate::audit::note_subject(&m.person_id))
         .ok_or_else(|| ApiError::not_found("person"))
 }
 
