@@ -18,8 +18,8 @@ pub const LIFECYCLE_EVERY: Duration = Duration::from_secs(60);
 const BATCH: u32 = 500;
 
 /// Take a person out of the gallery (their palm stops working at once); their stored data
-/// stays until the deletion.
-pub fn leave_gallery(state: &AppState, person_id: &str) -> Result<(), ApiError> {
+/// stays until the deletion. True if they were in it.
+pub fn leave_gallery(state: &AppState, person_id: &str) -> Result<bool, ApiError> {
     let mut dir = state
         .directory
         .write()
@@ -30,8 +30,9 @@ pub fn leave_gallery(state: &AppState, person_id: &str) -> Result<(), ApiError> 
             .write()
             .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
             .remove(seq);
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// What one run did.

@@ -70,7 +70,12 @@ pub fn linked_event(pseudonymous_id: &str, link: &Link) -> OutboxEvent {
     )
 }
 
-async fn member(state: &AppState, business_id: &str, pseudonymous_id: &str) -> Result<Membership, ApiError> {
+/// The business's member with this pseudonymous ID (noted as the request's subject), or 404.
+pub(crate) async fn member(
+    state: &AppState,
+    business_id: &str,
+    pseudonymous_id: &str,
+) -> Result<Membership, ApiError> {
     state
         .store
         .membership_by_pseudonym(business_id, pseudonymous_id)
@@ -356,21 +361,11 @@ pub async fn erase_everywhere(
     let links = state.store.links_of_person(person_id).await?.len() as u64;
     let log_lines = state.store.match_log_of_person(person_id).await?.len() as u64;
     let memberships = state.store.memberships_of(person_id).await?;
-    let mut gallery_entries = 0;
-    {
-        let mut dir = state
-            .directory
-            .write()
-            .map_err(|_| ApiError::internal("directory", "lock poisoned"))?;
-        if let Some(seq) = dir.remove_person(person_id) {
-            state
-                .matcher
-                .write()
-                .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
-                .remove(seq);
-            gallery_entries = templates;
-        }
-    }
+    let gallery_entries = if crate::lifecycle::leave_gallery(state, person_id)? {
+        templates
+    } else {
+        0
+    };
     let now = now_unix();
     let events: Vec<OutboxEvent> = memberships
         .iter()

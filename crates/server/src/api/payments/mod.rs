@@ -20,7 +20,6 @@ use axum::response::Response;
 use axum::Json;
 use openpalm_domain::apikey::Scope;
 use openpalm_domain::ids::{new_id, prefix, DeviceKind};
-use openpalm_domain::model::Membership;
 use openpalm_domain::money::Money;
 use openpalm_domain::payment::{Payment, PaymentError, PaymentSettings, PaymentStatus, StepUpMethod};
 use openpalm_processor::ProcessorError;
@@ -86,6 +85,12 @@ pub async fn own_payment(state: &AppState, business_id: &str, id: &str) -> Resul
         .payment(business_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("payment"))
+}
+
+/// [`own_payment`], shown as it is now: an authorisation past its time is expired first.
+async fn live_payment(state: &AppState, business_id: &str, id: &str) -> Result<Payment, ApiError> {
+    let p = own_payment(state, business_id, id).await?;
+    expire_if_lapsed(state, p).await
 }
 
 async fn view_of(state: &AppState, p: &Payment) -> Result<PaymentView, ApiError> {
@@ -179,8 +184,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let caller = auth.require(Scope::Payments)?;
-    let p = own_payment(&state, &caller.business_id, &id).await?;
-    let p = expire_if_lapsed(&state, p).await?;
+    let p = live_payment(&state, &caller.business_id, &id).await?;
     Ok(Json(view_of(&state, &p).await?))
 }
 
@@ -255,18 +259,7 @@ pub async fn list(
     ))
 }
 
-pub(crate) async fn member(
-    state: &AppState,
-    business_id: &str,
-    pseudonymous_id: &str,
-) -> Result<Membership, ApiError> {
-    state
-        .store
-        .membership_by_pseudonym(business_id, pseudonymous_id)
-        .await?
-        .inspect(|m| crate::audit::note_subject(&m.person_id))
-        .ok_or_else(|| ApiError::not_found("person"))
-}
+pub(crate) use crate::api::people::member;
 
 /// `GET /v1/people/{pseudonymous_id}/payments`: the store's purchase history with a person.
 pub async fn person_history(
@@ -300,8 +293,7 @@ pub async fn capture(
     body: ApiJson<CaptureRequest>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let caller = auth.require(Scope::Payments)?;
-    let p = own_payment(&state, &caller.business_id, &id).await?;
-    let p = expire_if_lapsed(&state, p).await?;
+    let p = live_payment(&state, &caller.business_id, &id).await?;
     if p.status == PaymentStatus::Expired {
         return Err(ApiError::conflict(
             "authorization_expired",
@@ -356,8 +348,7 @@ pub async fn void(
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
     let caller = auth.require(Scope::Payments)?;
-    let p = own_payment(&state, &caller.business_id, &id).await?;
-    let p = expire_if_lapsed(&state, p).await?;
+    let p = live_payment(&state, &caller.business_id, &id).await?;
     if p.status == PaymentStatus::Voided {
         return Ok(Json(view_of(&state, &p).await?));
     }
@@ -499,8 +490,7 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Json<Receipt>, ApiError> {
     let caller = auth.require(Scope::Payments)?;
-    let p = own_payment(&state, &caller.business_id, &id).await?;
-    let p = expire_if_lapsed(&state, p).await?;
+    let p = live_payment(&state, &caller.business_id, &id).await?;
     let store = state
         .store
         .business(&caller.business_id)
