@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub const CODE_TTL_SECS: i64 = 10 * 60;
 /// Wrong codes per challenge before it is spent.
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
+/// Codes sent to one number per [`SIGN_IN_WINDOW_SECS`]; beyond it the answer is the same
+/// but nothing is sent (no code flood to a number, no SMS pumping).
+pub const MAX_SIGN_INS_PER_WINDOW: u32 = 5;
+pub const SIGN_IN_WINDOW_SECS: i64 = 3600;
 /// How long a session lasts (seconds).
 pub const SESSION_TTL_SECS: i64 = 15 * 60;
 /// Prefix of a person's session token.

@@ -180,7 +180,30 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
         .await
         .unwrap();
     assert_eq!(code_of(&s), "invalid_code");
-    // A code expires with the clock.
+    // A code expires with the clock (an hour later: the number has had its 5 codes of the
+    // hour; past them the answer is the same and nothing is sent).
+    for _ in 0..4 {
+        anon.post("/v1/me/sign-in", &json!({"phone": BOB_PHONE}), None)
+            .await
+            .unwrap();
+    }
+    let sent = codes_sent(&env).len();
+    let extra = anon
+        .post("/v1/me/sign-in", &json!({"phone": BOB_PHONE}), None)
+        .await
+        .unwrap();
+    let extra2 = anon
+        .post("/v1/me/sign-in", &json!({"phone": BOB_PHONE}), None)
+        .await
+        .unwrap();
+    assert_eq!((extra.status, &extra.body["message"]), (202, &u.body["message"]));
+    assert_eq!(extra2.status, 202);
+    assert_eq!(
+        codes_sent(&env).len(),
+        sent + 1,
+        "the 5th code of the hour is sent, the 6th is not"
+    );
+    env.running.as_ref().unwrap().state.clock.advance(3601);
     let k = anon
         .post("/v1/me/sign-in", &json!({"phone": ALICE_PHONE}), None)
         .await

@@ -11,6 +11,8 @@ use sqlx::Row;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Challenge {
     pub id: String,
+    /// Keyed hash of the phone number it was asked for.
+    pub phone_hash: String,
     pub person_id: Option<String>,
     pub code_hash: String,
     pub attempts: u32,
@@ -36,6 +38,8 @@ pub trait PersonStore: Send + Sync {
     async fn person_by_phone_hash(&self, phone_hash: &str) -> Result<Option<String>>;
     async fn insert_challenge(&self, c: &Challenge) -> Result<()>;
     async fn challenge(&self, id: &str) -> Result<Option<Challenge>>;
+    /// Challenges asked for this phone hash since `since`.
+    async fn challenges_since(&self, phone_hash: &str, since: i64) -> Result<u32>;
     /// Count one wrong code; the attempts after it.
     async fn challenge_missed(&self, id: &str) -> Result<u32>;
     /// Spend the challenge (once): false if it was already used.
@@ -111,8 +115,8 @@ impl PersonStore for SqlStore {
 
     async fn insert_challenge(&self, c: &Challenge) -> Result<()> {
         sqlx::query(
-            "INSERT INTO person_challenges (id, person_id, code_hash, attempts, expires_at, used_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO person_challenges (id, person_id, code_hash, attempts, expires_at, used_at, created_at, phone_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.id)
         .bind(&c.person_id)
@@ -121,6 +125,7 @@ impl PersonStore for SqlStore {
         .bind(c.expires_at)
         .bind(c.used_at)
         .bind(c.created_at)
+        .bind(&c.phone_hash)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -128,7 +133,7 @@ impl PersonStore for SqlStore {
 
     async fn challenge(&self, id: &str) -> Result<Option<Challenge>> {
         let r = sqlx::query(
-            "SELECT id, person_id, code_hash, attempts, expires_at, used_at, created_at FROM person_challenges WHERE id = $1",
+            "SELECT id, person_id, code_hash, attempts, expires_at, used_at, created_at, phone_hash FROM person_challenges WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -137,6 +142,7 @@ impl PersonStore for SqlStore {
             let attempts: i64 = r.try_get("attempts")?;
             Ok(Challenge {
                 id: r.try_get("id")?,
+                phone_hash: r.try_get::<Option<String>, _>("phone_hash")?.unwrap_or_default(),
                 person_id: r.try_get("person_id")?,
                 code_hash: r.try_get("code_hash")?,
                 attempts: u32::try_from(attempts).map_err(|e| corrupt("person_challenges.attempts", e))?,
@@ -146,6 +152,18 @@ impl PersonStore for SqlStore {
             })
         })
         .transpose()
+    }
+
+    async fn challenges_since(&self, phone_hash: &str, since: i64) -> Result<u32> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM person_challenges WHERE phone_hash = $1 AND created_at >= $2",
+        )
+        .bind(phone_hash)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = r.try_get("n")?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     async fn challenge_missed(&self, id: &str) -> Result<u32> {

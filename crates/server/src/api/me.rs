@@ -22,7 +22,7 @@ use openpalm_domain::ids::new_id;
 use openpalm_domain::model::{normalise_link_value, LinkKind};
 use openpalm_domain::person::{
     looks_like_session, new_code, new_session_token, SignedReceipt, CODE_TTL_SECS, MAX_CODE_ATTEMPTS,
-    SESSION_TTL_SECS,
+    MAX_SIGN_INS_PER_WINDOW, SESSION_TTL_SECS, SIGN_IN_WINDOW_SECS,
 };
 use openpalm_store::{Challenge, Session};
 use serde::{Deserialize, Serialize};
@@ -87,15 +87,24 @@ pub async fn sign_in(
 ) -> Result<(StatusCode, Json<SignInChallenge>), ApiError> {
     let phone = normalise_link_value(LinkKind::Phone, &body.value.phone)
         .map_err(|e| ApiError::unprocessable("invalid_phone", e.to_string()))?;
-    let person = state
-        .store
-        .person_by_phone_hash(&state.keys.phone_hash(&phone))
-        .await?;
+    let phone_hash = state.keys.phone_hash(&phone);
     let now = state.clock_now();
+    let recent = state
+        .store
+        .challenges_since(&phone_hash, now - SIGN_IN_WINDOW_SECS)
+        .await?;
+    // Past the limit the answer does not change, but the challenge can never complete and
+    // nothing is sent.
+    let person = if recent >= MAX_SIGN_INS_PER_WINDOW {
+        None
+    } else {
+        state.store.person_by_phone_hash(&phone_hash).await?
+    };
     let id = new_id("chl");
     let code = new_code();
     let c = Challenge {
         id: id.clone(),
+        phone_hash,
         person_id: person.clone(),
         code_hash: state.keys.access_hash("code", &format!("{id}:{code}")),
         attempts: 0,
