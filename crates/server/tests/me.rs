@@ -289,6 +289,36 @@ async fn a_person_signs_in_sees_exports_leaves_and_deletes() {
         json!([]),
         "the shop's purchase is not the venue's"
     );
+    // Her own payment limit at the shop, set from her side, holds at its till.
+    let set = me
+        .put(
+            &format!("/v1/me/businesses/{}/payment-settings", shop.id),
+            &json!({"currency": "EUR", "per_payment_limit_minor": 1000}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (set.status, &set.body["per_payment_limit_minor"]),
+        (200, &json!(1000)),
+        "{:?}",
+        set.body
+    );
+    let p2 = shop
+        .client
+        .post(
+            "/v1/payments",
+            &json!({"device_id": till.device_id, "amount_minor": 1500, "currency": "EUR", "order_reference": "o-big"}),
+            Some("o-big"),
+        )
+        .await
+        .unwrap();
+    let cap = till.seal(Purpose::Identify, &palm(ALICE, 7, 1)[0]).unwrap();
+    let big = shop
+        .client
+        .pay(p2.body["id"].as_str().unwrap(), "roi", &cap)
+        .await
+        .unwrap();
+    assert_eq!(big.body["reason"], "over_payment_limit", "{:?}", big.body);
     // Offers, per business.
     let o = me
         .put(

@@ -538,6 +538,26 @@ pub async fn offers(
     ))
 }
 
+/// `PUT /v1/me/businesses/{business_id}/payment-settings`: the person sets their own limits
+/// and step-up code for paying by palm at one store.
+pub async fn payment_settings(
+    State(state): State<AppState>,
+    me: PersonAuth,
+    Path(business_id): Path<String>,
+    body: ApiJson<crate::api::payments::PutSettings>,
+) -> Result<Json<crate::api::payments::view::SettingsView>, ApiError> {
+    let m = state
+        .store
+        .membership(&business_id, &me.person_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("membership"))?;
+    let s = crate::api::payments::apply_settings(&state, &me.person_id, &business_id, body.value).await?;
+    Ok(Json(crate::api::payments::view::SettingsView::new(
+        &s,
+        &m.pseudonymous_id,
+    )))
+}
+
 /// `POST /v1/me/delete`: delete my data everywhere, now (refused while payments are open);
 /// the answer is a receipt signed by the service.
 pub async fn delete(State(state): State<AppState>, me: PersonAuth) -> Result<Json<SignedReceipt>, ApiError> {

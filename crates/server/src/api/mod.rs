@@ -806,6 +806,19 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             put(me::offers),
         ),
         (
+            RouteDoc {
+                body: Some("PaymentSettings"),
+                ..doc(
+                    "put",
+                    "/v1/me/businesses/{business_id}/payment-settings",
+                    "personPaymentSettings",
+                    "Set my own limits per payment and per day, and my step-up code, at one store",
+                    Person,
+                )
+            },
+            put(me::payment_settings),
+        ),
+        (
             doc(
                 "post",
                 "/v1/me/delete",

@@ -556,7 +556,18 @@ pub async fn put_settings(
 ) -> Result<Json<SettingsView>, ApiError> {
     let caller = auth.require(Scope::Payments)?;
     let m = member(&state, &caller.business_id, &pid).await?;
-    let req = body.value;
+    let s = apply_settings(&state, &m.person_id, &caller.business_id, body.value).await?;
+    Ok(Json(SettingsView::new(&s, &pid)))
+}
+
+/// Check and store a person's safeguards at one business (from the store's kiosk, or from
+/// the person's own side).
+pub(crate) async fn apply_settings(
+    state: &AppState,
+    person_id: &str,
+    business_id: &str,
+    req: PutSettings,
+) -> Result<PaymentSettings, ApiError> {
     let currency = Money::new(0, &req.currency)
         .map_err(|e| ApiError::unprocessable("invalid_currency", e.to_string()))?
         .code()
@@ -592,18 +603,14 @@ pub async fn put_settings(
             }
             (
                 Some(s.method),
-                Some(
-                    state
-                        .keys
-                        .step_up_hash(&m.person_id, &caller.business_id, &s.code),
-                ),
+                Some(state.keys.step_up_hash(person_id, business_id, &s.code)),
             )
         }
         None => (None, None),
     };
     let s = PaymentSettings {
-        person_id: m.person_id.clone(),
-        business_id: caller.business_id.clone(),
+        person_id: person_id.to_string(),
+        business_id: business_id.to_string(),
         currency,
         per_payment_limit_minor: req.per_payment_limit_minor,
         daily_limit_minor: req.daily_limit_minor,
@@ -613,7 +620,7 @@ pub async fn put_settings(
         updated_at: state.clock_now(),
     };
     state.store.put_payment_settings(&s).await?;
-    Ok(Json(SettingsView::new(&s, &pid)))
+    Ok(s)
 }
 
 /// `GET /v1/people/{pseudonymous_id}/payment-settings`
