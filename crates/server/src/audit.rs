@@ -5,7 +5,8 @@
 //!
 //! The actor comes from the request's credentials (the extractors fill the slot the layer
 //! put in the request); the subject is the person concerned: the signed-in person on their
-//! own routes, or the member a business names by pseudonymous ID.
+//! own routes, the member a business names by pseudonymous ID (noted by the member lookup,
+//! [`note_subject`]), or the person a palm was recognised as.
 
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -23,8 +24,6 @@ pub struct RequestId(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct Actor {
     pub who: Option<String>,
-    /// The business, for resolving a pseudonymous ID in the path to a person.
-    pub business_id: Option<String>,
     /// The person concerned, when the credential names one.
     pub subject: Option<String>,
 }
@@ -35,16 +34,10 @@ pub struct ActorSlot(pub Arc<Mutex<Actor>>);
 
 impl ActorSlot {
     /// Record the caller (from an extractor).
-    pub fn set(
-        parts: &axum::http::request::Parts,
-        who: String,
-        business_id: Option<String>,
-        subject: Option<String>,
-    ) {
+    pub fn set(parts: &axum::http::request::Parts, who: String, subject: Option<String>) {
         if let Some(slot) = parts.extensions.get::<ActorSlot>() {
             if let Ok(mut a) = slot.0.lock() {
                 a.who = Some(who);
-                a.business_id = business_id;
                 if subject.is_some() {
                     a.subject = subject;
                 }
@@ -89,16 +82,6 @@ fn unaudited(path: &str) -> bool {
     )
 }
 
-/// The segment of `uri` that sits where `{name}` is in `template`.
-fn path_param<'a>(template: &str, uri: &'a str, name: &str) -> Option<&'a str> {
-    let want = format!("{{{name}}}");
-    template
-        .split('/')
-        .zip(uri.split('/'))
-        .find(|(t, _)| *t == want)
-        .map(|(_, v)| v)
-}
-
 /// The audit layer (a route layer: the matched route is known).
 pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let route = req
@@ -112,7 +95,6 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
     let slot = ActorSlot::default();
     req.extensions_mut().insert(slot.clone());
     let method = req.method().as_str().to_string();
-    let uri = req.uri().path().to_string();
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -120,19 +102,11 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .unwrap_or_default();
     let res = CURRENT.scope(slot.clone(), next.run(req)).await;
     let actor = slot.0.lock().map(|a| a.clone()).unwrap_or_default();
-    let mut subject = actor.subject.clone();
-    if subject.is_none() {
-        if let (Some(b), Some(pid)) = (&actor.business_id, path_param(&route, &uri, "pseudonymous_id")) {
-            if let Ok(Some(m)) = state.store.membership_by_pseudonym(b, pid).await {
-                subject = Some(m.person_id);
-            }
-        }
-    }
     let entry = AuditEntry {
         at: openpalm_domain::now_unix(),
         actor: actor.who.unwrap_or_else(|| "anonymous".into()),
         action: format!("{method} {route}"),
-        subject,
+        subject: actor.subject,
         request_id,
         status: res.status().as_u16(),
     };

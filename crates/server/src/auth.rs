@@ -63,7 +63,6 @@ impl FromRequestParts<AppState> for Auth {
         crate::audit::ActorSlot::set(
             parts,
             format!("business:{} key:{}", record.business_id, record.id),
-            Some(record.business_id.clone()),
             None,
         );
         Ok(Auth(Caller {
@@ -106,7 +105,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         check_admin(parts, state)?;
-        crate::audit::ActorSlot::set(parts, "admin".into(), None, None);
+        crate::audit::ActorSlot::set(parts, "admin".into(), None);
         Ok(Admin)
     }
 }

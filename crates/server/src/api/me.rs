@@ -54,7 +54,7 @@ impl FromRequestParts<AppState> for PersonAuth {
         if s.revoked_at.is_some() || state.clock_now() >= s.expires_at {
             return Err(refused());
         }
-        crate::audit::ActorSlot::set(parts, "person".into(), None, Some(s.person_id.clone()));
+        crate::audit::ActorSlot::set(parts, "person".into(), Some(s.person_id.clone()));
         match state.store.person_record(&s.person_id).await? {
             Some((_, true)) => Ok(PersonAuth {
                 person_id: s.person_id,

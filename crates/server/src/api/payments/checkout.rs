@@ -156,10 +156,7 @@ fn next_refused(
     } else {
         before.clone()
     };
-    // Keep the version one step from `before` so that the compare-and-set holds.
-    let mut r = base.refuse(reason, false, now).map_err(payment_problem)?;
-    r.version = before.version + 1;
-    Ok(r)
+    base.refuse(reason, false, now).map_err(payment_problem)
 }
 
 async fn answer(
@@ -308,8 +305,6 @@ pub async fn palm(
     let next = match verdict {
         Guard::Allow => {
             let next = recognised.start_authorize(false, now).map_err(payment_problem)?;
-            let mut next = next;
-            next.version = p.version + 1;
             let line = log(&next, "authorize");
             return Ok(Json(
                 authorize(&state, &p, next, settings.as_ref(), Some(line), started).await?,
@@ -318,8 +313,6 @@ pub async fn palm(
         Guard::StepUp(_) => recognised.require_step_up(now).map_err(payment_problem)?,
         Guard::Refuse(reason) => recognised.refuse(reason, false, now).map_err(payment_problem)?,
     };
-    let mut next = next;
-    next.version = p.version + 1;
     let mut w = PaymentWrite::moving(next.clone(), p.version);
     w.match_log = Some(log(&next, next.status.as_str()));
     if commit(&state, Some(&p), w).await? != PaymentWritten::Written {
