@@ -17,14 +17,11 @@
 //!    line is one JSON object.
 
 use super::bench::{loadavg, percentile};
-use super::lane_bench::{capture, load_text, restrict};
+use super::lane_bench::{capture, load_text, restrict, seed_folder, Seeding};
 use anyhow::{ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use openpalm_device::{Client, Reader};
 use openpalm_domain::ids::{new_id, DeviceKind, Purpose};
-use openpalm_engine::{Engine, InputKind, Template};
-use openpalm_gallery::synthetic::indexed_template;
-use openpalm_gallery::Layout;
+use openpalm_engine::Engine;
 use openpalm_server::seed::person_id;
 use openpalm_server::{Config, Running};
 use openpalm_store::SqlStore;
@@ -32,7 +29,7 @@ use openpalm_synth::{Difficulty, Generator, Kind};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -71,73 +68,20 @@ fn token_of(g: u64) -> String {
     format!("tok_sandbox_visa_c{g}")
 }
 
-/// Seed `dir` unless it already holds this seeding.
+/// Seed `dir` unless it already holds this seeding. Customers are persons
+/// `1..=customers` (palm `g` is person `g + 1`).
 async fn seed(a: &CheckoutArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Result<f64> {
-    let marker = dir.join("bench-checkout.json");
-    let want = json!({"enrolled": a.enrolled, "customers": a.customers, "seed": a.seed});
-    if std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .is_some_and(|v| v == want)
-    {
-        eprintln!("reusing the seeded folder {}", dir.display());
-        return Ok(0.0);
-    }
-    ensure!(
-        !dir.join("openpalm.db").exists(),
-        "{} holds another seeding: give an empty --data folder",
-        dir.display()
-    );
-    let keys = openpalm_server::state::load_or_create_keys(dir).context("service keys")?;
-    let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db"))).await?;
-    openpalm_server::seed::business(&store, BUSINESS, "Bench store", openpalm_domain::now_unix()).await?;
-    let t = Instant::now();
-    let genuine: Vec<Vec<Template>> = (0..a.customers)
-        .into_par_iter()
-        .map(|g| {
-            (0..3)
-                .map(|k| {
-                    engine
-                        .extract(&capture(gen, g, k), InputKind::Roi)
-                        .unwrap_or_else(|e| panic!("synthetic palm {g} capture {k}: {e}"))
-                        .template
-                })
-                .collect()
-        })
-        .collect();
-    let layout = Layout::ENGINE_DEFAULT;
-    let bar = ProgressBar::new(a.enrolled);
-    bar.set_style(
-        ProgressStyle::with_template("seeding {bar:40} {pos}/{len} persons, {per_sec}, eta {eta}")
-            .context("progress template")?,
-    );
-    // Customers are persons 1..=customers (palm g is person g + 1).
-    let templates_of = |seq: u64| {
-        if seq <= a.customers {
-            genuine[(seq - 1) as usize].clone()
-        } else {
-            (0..3)
-                .map(|i| indexed_template(a.seed, seq * 3 + i, &layout))
-                .collect()
-        }
+    let s = Seeding {
+        marker: "bench-checkout.json",
+        want: json!({"enrolled": a.enrolled, "customers": a.customers, "seed": a.seed}),
+        business: BUSINESS,
+        business_name: "Bench store",
+        prefix: PREFIX,
+        enrolled: a.enrolled,
+        palms: a.customers,
+        seed: a.seed,
     };
-    openpalm_server::seed::persons(
-        &store,
-        &keys,
-        BUSINESS,
-        PREFIX,
-        a.enrolled,
-        2000,
-        templates_of,
-        |n| bar.inc(n),
-    )
-    .await?;
-    bar.finish_and_clear();
-    let secs = t.elapsed().as_secs_f64();
-    eprintln!("seeded {} persons in {secs:.1} s", a.enrolled);
-    store.close().await;
-    std::fs::write(&marker, want.to_string())?;
-    Ok(secs)
+    seed_folder(&s, dir, engine, gen, |seq| (seq <= a.customers).then(|| seq - 1)).await
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

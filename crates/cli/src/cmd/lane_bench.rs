@@ -117,14 +117,34 @@ fn seq_of(a: &LaneArgs, g: u64) -> u64 {
     }
 }
 
-/// Seed `dir` unless it already holds this seeding.
-async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Result<f64> {
-    let marker = dir.join("bench-lane.json");
-    let want = json!({"enrolled": a.enrolled, "holders": a.holders, "genuine": a.genuine, "others": a.others, "seed": a.seed});
+/// What a bench seeds: a business, `enrolled` persons `PREFIX_1..`, of whom those with a
+/// synthetic palm (`palm_of(seq)`) are enrolled from 3 extracted captures each and the rest
+/// from synthetic template codes.
+pub(crate) struct Seeding<'a> {
+    /// File in the folder that names the seeding, for reuse.
+    pub marker: &'a str,
+    pub want: Value,
+    pub business: &'a str,
+    pub business_name: &'a str,
+    pub prefix: &'a str,
+    pub enrolled: u64,
+    pub palms: u64,
+    pub seed: u64,
+}
+
+/// Seed `dir` unless it already holds this seeding; the seconds it took (0 when reused).
+pub(crate) async fn seed_folder(
+    s: &Seeding<'_>,
+    dir: &Path,
+    engine: &Engine,
+    gen: &Generator,
+    palm_of: impl Fn(u64) -> Option<u64> + Sync,
+) -> Result<f64> {
+    let marker = dir.join(s.marker);
     if std::fs::read_to_string(&marker)
         .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .is_some_and(|v| v == want)
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|v| v == s.want)
     {
         eprintln!("reusing the seeded folder {}", dir.display());
         return Ok(0.0);
@@ -136,10 +156,9 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
     );
     let keys = openpalm_server::state::load_or_create_keys(dir).context("service keys")?;
     let store = SqlStore::connect(&SqlStore::sqlite_url(&dir.join("openpalm.db"))).await?;
-    openpalm_server::seed::business(&store, BUSINESS, "Bench tickets", openpalm_domain::now_unix()).await?;
+    openpalm_server::seed::business(&store, s.business, s.business_name, openpalm_domain::now_unix()).await?;
     let t = Instant::now();
-    let palms = a.genuine + a.others;
-    let genuine: Vec<Vec<Template>> = (0..palms)
+    let genuine: Vec<Vec<Template>> = (0..s.palms)
         .into_par_iter()
         .map(|g| {
             (0..3)
@@ -153,23 +172,23 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
         })
         .collect();
     let layout = Layout::ENGINE_DEFAULT;
-    let bar = ProgressBar::new(a.enrolled);
+    let bar = ProgressBar::new(s.enrolled);
     bar.set_style(
         ProgressStyle::with_template("seeding {bar:40} {pos}/{len} persons, {per_sec}, eta {eta}")
             .context("progress template")?,
     );
-    let templates_of = |seq: u64| match palm_of(a, seq) {
+    let templates_of = |seq: u64| match palm_of(seq) {
         Some(g) => genuine[g as usize].clone(),
         None => (0..3)
-            .map(|i| indexed_template(a.seed, seq * 3 + i, &layout))
+            .map(|i| indexed_template(s.seed, seq * 3 + i, &layout))
             .collect(),
     };
     openpalm_server::seed::persons(
         &store,
         &keys,
-        BUSINESS,
-        PREFIX,
-        a.enrolled,
+        s.business,
+        s.prefix,
+        s.enrolled,
         2000,
         templates_of,
         |n| bar.inc(n),
@@ -177,10 +196,25 @@ async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Res
     .await?;
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
-    eprintln!("seeded {} persons in {secs:.1} s", a.enrolled);
+    eprintln!("seeded {} persons in {secs:.1} s", s.enrolled);
     store.close().await;
-    std::fs::write(&marker, want.to_string())?;
+    std::fs::write(&marker, s.want.to_string())?;
     Ok(secs)
+}
+
+/// Seed `dir` for the lane unless it already holds this seeding.
+async fn seed(a: &LaneArgs, dir: &Path, engine: &Engine, gen: &Generator) -> Result<f64> {
+    let s = Seeding {
+        marker: "bench-lane.json",
+        want: json!({"enrolled": a.enrolled, "holders": a.holders, "genuine": a.genuine, "others": a.others, "seed": a.seed}),
+        business: BUSINESS,
+        business_name: "Bench tickets",
+        prefix: PREFIX,
+        enrolled: a.enrolled,
+        palms: a.genuine + a.others,
+        seed: a.seed,
+    };
+    seed_folder(&s, dir, engine, gen, |seq| palm_of(a, seq)).await
 }
 
 /// A fresh API key of the bench business, written to the store.
