@@ -125,8 +125,6 @@ pub trait PaymentStore: Send + Sync {
     async fn payment(&self, business_id: &str, id: &str) -> Result<Option<Payment>>;
     /// The payment of the processor's intent (for callbacks).
     async fn payment_by_intent(&self, intent_id: &str) -> Result<Option<Payment>>;
-    /// The payment with this order reference at this business.
-    async fn payment_by_order(&self, business_id: &str, order_reference: &str) -> Result<Option<Payment>>;
     /// The business's payments, oldest first.
     async fn list_payments(
         &self,
@@ -455,17 +453,6 @@ impl PaymentStore for SqlStore {
             "SELECT {PAYMENT_COLS} FROM payments WHERE intent_id = $1"
         ))
         .bind(intent_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        r.as_ref().map(payment_from_row).transpose()
-    }
-
-    async fn payment_by_order(&self, business_id: &str, order_reference: &str) -> Result<Option<Payment>> {
-        let r = sqlx::query(&format!(
-            "SELECT {PAYMENT_COLS} FROM payments WHERE business_id = $1 AND order_reference = $2"
-        ))
-        .bind(business_id)
-        .bind(order_reference)
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(payment_from_row).transpose()

@@ -47,8 +47,6 @@ pub trait PersonStore: Send + Sync {
     async fn insert_session(&self, token_hash: &str, s: &Session) -> Result<()>;
     async fn session(&self, token_hash: &str) -> Result<Option<Session>>;
     async fn revoke_session(&self, token_hash: &str, at: i64) -> Result<bool>;
-    /// End every session of a person (after deletion or cancellation).
-    async fn revoke_sessions_of(&self, person_id: &str, at: i64) -> Result<()>;
     /// When the person enrolled, and whether they still have a key.
     async fn person_record(&self, person_id: &str) -> Result<Option<(i64, bool)>>;
     /// Templates per hand.
@@ -96,7 +94,6 @@ pub trait PersonStore: Send + Sync {
     async fn set_dormancy_notice(&self, person_id: &str, at: Option<i64>) -> Result<()>;
     /// People notified of dormancy who were identified after the notice (to clear it).
     async fn active_since_notice(&self, limit: u32) -> Result<Vec<String>>;
-    async fn save_receipt(&self, id: &str, subject: &str, receipt_json: &str, at: i64) -> Result<()>;
     async fn receipt(&self, id: &str) -> Result<Option<String>>;
 }
 
@@ -224,15 +221,6 @@ impl PersonStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
-    }
-
-    async fn revoke_sessions_of(&self, person_id: &str, at: i64) -> Result<()> {
-        sqlx::query("UPDATE person_sessions SET revoked_at = $1 WHERE person_id = $2 AND revoked_at IS NULL")
-            .bind(at)
-            .bind(person_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn person_record(&self, person_id: &str) -> Result<Option<(i64, bool)>> {
@@ -427,19 +415,6 @@ impl PersonStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
-    }
-
-    async fn save_receipt(&self, id: &str, subject: &str, receipt_json: &str, at: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO deletion_receipts (id, subject, receipt, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(subject)
-        .bind(receipt_json)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn receipt(&self, id: &str) -> Result<Option<String>> {
