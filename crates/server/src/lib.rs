@@ -20,6 +20,7 @@ pub mod config;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod matcher;
+pub mod pages;
 pub mod payments;
 pub mod problem;
 pub mod seed;

@@ -30,6 +30,8 @@ pub use payment::{
     DailyLimit, OfferRule, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, PurchaseStats, Refund,
 };
 pub use person::{Challenge, PersonStore, Session};
+mod summary;
+pub use summary::{BusinessSummary, PassageTally, PaymentTally, SummaryStore};
 
 /// The schema migrations, embedded in the binary and applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -195,7 +197,7 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: EntryStore + PaymentStore + PersonStore + AuditStore + Send + Sync {
+pub trait Store: EntryStore + PaymentStore + PersonStore + AuditStore + SummaryStore + Send + Sync {
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod payments;
 pub mod people;
 pub mod public;
+pub mod summary;
 pub mod webhooks;
 
 use crate::problem::{for_status, ApiError, PROBLEM_JSON};
@@ -166,6 +167,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 ApiKey,
             ),
             post(admin::revoke_key),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/summary",
+                "getSummary",
+                "The business today: members and links, entries by event and reason, payments approved, declined and captured (any key)",
+                ApiKey,
+            ),
+            get(summary::summary),
         ),
         (
             RouteDoc {
@@ -877,6 +888,7 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::audit::layer,
     ))
+    .merge(crate::pages::router())
     .fallback(|| async {
         ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route").into_response()
     })
