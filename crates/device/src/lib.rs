@@ -7,6 +7,7 @@
 //! [`Client`] calls the service's API; [`sim`] drives it with image folders
 //! (`openpalm device`).
 
+pub mod agent;
 pub mod sim;
 
 use base64::engine::general_purpose::STANDARD as B64;
