@@ -6,6 +6,7 @@ use clap::Subcommand;
 pub mod audit;
 pub mod bench;
 pub mod checkout_bench;
+pub mod demo;
 pub mod device;
 pub mod eval;
 pub mod extract;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Benchmarks (`bench identify`: 1:N search on a synthetic gallery; `bench lane`: a venue's
     /// palm lane over HTTP).
     Bench(bench::Args),
+    /// The whole product in a minute: the service, demo businesses, synthetic people and the
+    /// reader screens, on the embedded default; prints every page's URL.
+    Demo(demo::Args),
     /// Run the HTTP service: enrollment, identification and linking for businesses.
     Serve(serve::Args),
     /// Simulate a kiosk, gate or checkout against a running service.
@@ -51,6 +55,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Synth(args) => synth::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Device(args) => device::run(args),
         Command::Receipt(args) => receipt::run(args),
