@@ -168,8 +168,10 @@ async fn browser() -> (Killed, Client) {
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
+            // Chromium's fake camera (a moving test pattern) stands in for a webcam.
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1200,1100"],
+                     "--window-size=1200,1100", "--use-fake-device-for-media-stream",
+                     "--use-fake-ui-for-media-stream"],
         }),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -465,6 +467,16 @@ async fn every_page_walks_its_main_flow_in_chromium() {
         "Capture 1",
         "a refused capture does not count"
     );
+    // The camera: frames are checked as they come, and a test pattern is no palm.
+    c.execute("document.querySelector('#guidance').dataset.code = '';", vec![])
+        .await
+        .unwrap();
+    click(&c, "[data-testid=camera]").await;
+    let code = settled(&c, "#guidance", "data-code", &[""]).await;
+    shot(&c, "kiosk-2-camera").await;
+    assert_ne!(code, "ok", "Chromium's test pattern is not a palm");
+    assert_eq!(text(&c, "#shot-1").await, "Capture 1");
+    click(&c, "[data-testid=camera]").await;
 
     // A synthetic newcomer enrolls, then is recognised at the gate (no ticket yet) and pays.
     let newcomer: Vec<String> = (1..=3)
@@ -507,13 +519,16 @@ async fn every_page_walks_its_main_flow_in_chromium() {
     }
 
     portal(&c, &demo).await;
+    portal_leave(&c, &demo).await;
     console(&c, &demo).await;
 
-    // Phone-sized screens: the gate's verdict and the portal's sign-in fit without
-    // scrolling sideways.
+    // Phone-sized screens fit without scrolling sideways.
     c.set_window_size(390, 844).await.unwrap();
     for (url, name) in [
         (gate.clone(), "phone-gate"),
+        (checkout.clone(), "phone-checkout"),
+        (kiosk.clone(), "phone-kiosk"),
+        (demo.url("/console"), "phone-console"),
         (demo.url("/portal"), "phone-portal"),
     ] {
         c.goto(&url).await.unwrap();
@@ -531,18 +546,69 @@ async fn every_page_walks_its_main_flow_in_chromium() {
     c.close().await.unwrap();
 }
 
-/// The person portal: Ada signs in with her phone's code, sees her businesses, purchases and
-/// entries and nobody else's, exports, and deletes herself; her palm no longer opens the gate.
-async fn portal(c: &Client, demo: &Demo) {
-    let url = demo.url("/portal");
-    c.goto(&url).await.unwrap();
-    type_into(c, "#phone", "+447700900001").await;
+async fn sign_in(c: &Client, demo: &Demo, phone: &str) {
+    c.goto(&demo.url("/portal")).await.unwrap();
+    type_into(c, "#phone", phone).await;
     click(c, "#send-code").await;
-    let code = demo.code_for("+447700900001");
+    let code = demo.code_for(phone);
     type_into(c, "#code", &code).await;
     click(c, "#sign-in").await;
     shown(c, "#me").await;
     el(c, "[data-testid=businesses] [data-business]").await;
+}
+
+/// Ben leaves Demo Store from his portal (after a first "Cancel" that changes nothing): the
+/// store's till no longer knows his palm, while the venue still does.
+async fn portal_leave(c: &Client, demo: &Demo) {
+    sign_in(c, demo, "+447700900002").await;
+    let mut store = None;
+    for b in c
+        .find_all(Locator::Css("[data-testid=businesses] [data-business]"))
+        .await
+        .unwrap()
+    {
+        if b.text().await.unwrap().contains("Demo Store") {
+            store = b.attr("data-business").await.unwrap();
+        }
+    }
+    let store = store.expect("Ben's portal lists Demo Store");
+    let card = format!("[data-business='{store}']");
+    click(c, &format!("[data-testid=leave-{store}]")).await;
+    click(c, "[data-testid=confirm-no]").await;
+    assert!(
+        c.find(Locator::Css(&card)).await.is_ok(),
+        "cancelling leaves nothing"
+    );
+    click(c, &format!("[data-testid=leave-{store}]")).await;
+    shot(c, "portal-leave-confirm").await;
+    click(c, "[data-testid=confirm-yes]").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.find(Locator::Css(&card)).await.is_ok() {
+        assert!(Instant::now() < deadline, "Demo Store still listed after leaving");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(c, "portal-left-store").await;
+    assert!(text(c, "#me").await.contains("Demo Tickets"));
+    let (o, why) = at_checkout(
+        c,
+        &demo.url("/checkout"),
+        "2.00",
+        &demo.image("ben-checkout.png"),
+        "hand",
+    )
+    .await;
+    assert_eq!(o, "not_recognised", "Ben left the store: {why}");
+    let (d, why, _) = at_gate(c, &demo.url("/gate"), &demo.image("ben-gate.png"), "hand").await;
+    assert_eq!(
+        (d.as_str(), why.as_str()),
+        ("deny", "No ticket for this event on this palm")
+    );
+}
+
+/// The person portal: Ada signs in with her phone's code, sees her businesses, purchases and
+/// entries and nobody else's, exports, and deletes herself; her palm no longer opens the gate.
+async fn portal(c: &Client, demo: &Demo) {
+    sign_in(c, demo, "+447700900001").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     shot(c, "portal-signed-in").await;
     let page = text(c, "#me").await;
@@ -577,15 +643,13 @@ async fn portal(c: &Client, demo: &Demo) {
     assert!(why.starts_with("Palm not recognised"), "{why}");
 }
 
-/// The business console: the store signs in with its key, sees its own devices and not the
-/// venue's, and creates an API key whose secret is shown once.
+/// The business console: each business signs in with its key and sees its own devices,
+/// events and figures, never the other's; a new API key's secret is shown once.
 async fn console(c: &Client, demo: &Demo) {
-    c.goto(&demo.url("/console")).await.unwrap();
-    type_into(c, "#api-key", &demo.api_key("Demo Store's API key")).await;
-    click(c, "#sign-in").await;
-    el(c, "[data-testid=today]").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    console_sign_in(c, demo, "Demo Store's API key").await;
     shot(c, "console-today").await;
+    let today = text(c, "[data-testid=today]").await;
+    assert!(today.contains("Demo Store"), "{today}");
     click(c, "[data-testid=tab-devices]").await;
     el(c, "[data-testid=devices] [data-device]").await;
     shot(c, "console-devices").await;
@@ -595,7 +659,58 @@ async fn console(c: &Client, demo: &Demo) {
         !devices.contains("Arena north gate"),
         "the venue's gate is not the store's: {devices}"
     );
+    click(c, "[data-testid=tab-events]").await;
+    el(c, "[data-testid=events]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = text(c, "[data-testid=events]").await;
+    assert!(
+        !events.contains("Demo Night"),
+        "the venue's event is not the store's: {events}"
+    );
     click(c, "[data-testid=tab-keys]").await;
-    el(c, "[data-testid=keys]").await;
+    el(c, "[data-testid=keys] [data-key]").await;
+    click(c, "[data-testid=create-key]").await;
+    let refused = text(c, "#console-error").await;
+    assert!(refused.contains("scope"), "a key needs a scope: {refused:?}");
+    click(c, "[data-testid=key-scope-identify]").await;
+    click(c, "[data-testid=create-key]").await;
+    let secret = text(c, "[data-testid=secret]").await;
     shot(c, "console-keys").await;
+    assert!(secret.starts_with("op_test_"), "{secret}");
+    click(c, "[data-testid=tab-payments]").await;
+    el(c, "[data-testid=payments] [data-payment]").await;
+    shot(c, "console-payments").await;
+
+    c.execute("sessionStorage.clear();", vec![]).await.unwrap();
+    console_sign_in(c, demo, "Demo Tickets' API key").await;
+    let today = text(c, "[data-testid=today]").await;
+    assert!(today.contains("Demo Night"), "the venue's event figures: {today}");
+    click(c, "[data-testid=tab-devices]").await;
+    el(c, "[data-testid=devices] [data-device]").await;
+    let devices = text(c, "[data-testid=devices]").await;
+    assert!(devices.contains("Arena north gate"), "{devices}");
+    assert!(
+        !devices.contains("Arena shop"),
+        "the store's till is not the venue's: {devices}"
+    );
+    click(c, "[data-testid=tab-events]").await;
+    el(c, "[data-testid=events] [data-event]").await;
+    shot(c, "console-events").await;
+    click(c, "[data-testid=tab-payments]").await;
+    el(c, "[data-testid=payments]").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        c.find(Locator::Css("[data-testid=payments] [data-payment]"))
+            .await
+            .is_err(),
+        "the store's payments are not the venue's"
+    );
+}
+
+async fn console_sign_in(c: &Client, demo: &Demo, key_label: &str) {
+    c.goto(&demo.url("/console")).await.unwrap();
+    type_into(c, "#api-key", &demo.api_key(key_label)).await;
+    click(c, "#sign-in").await;
+    el(c, "[data-testid=today] [data-testid=key-info]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
 }

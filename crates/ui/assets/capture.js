@@ -30,8 +30,11 @@
     async function hand(dataUrl) {
       if (state.busy) return;
       state.busy = true;
-      preview.src = dataUrl;
-      preview.classList.remove("hidden");
+      // With the camera on, its live picture is the preview.
+      if (!state.stream) {
+        preview.src = dataUrl;
+        preview.classList.remove("hidden");
+      }
       try {
         const r = await onImage(dataUrl);
         if (r === "stop") stopCamera();
