@@ -13,6 +13,7 @@ pub mod extract;
 pub mod inspect;
 pub mod lane_bench;
 pub mod matching;
+pub mod reader;
 pub mod receipt;
 pub mod serve;
 pub mod synth;
@@ -39,6 +40,9 @@ pub enum Command {
     Demo(demo::Args),
     /// Run the HTTP service: enrollment, identification and linking for businesses.
     Serve(serve::Args),
+    /// The screens of a kiosk, gate or checkout, served on the reader: captures sealed and
+    /// signed there before they go to the service.
+    Reader(reader::Args),
     /// Simulate a kiosk, gate or checkout against a running service.
     Device(device::Args),
     /// The audit log: `audit verify --data DIR` checks its hash chain.
@@ -58,6 +62,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Device(args) => device::run(args),
+        Command::Reader(args) => reader::run(args),
         Command::Receipt(args) => receipt::run(args),
         Command::Audit(args) => audit::run(args),
     }
