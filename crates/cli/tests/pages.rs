@@ -313,12 +313,13 @@ async fn at_checkout(c: &Client, url: &str, amount: &str, image: &str, input: &s
     (outcome, text(c, "#why").await)
 }
 
-/// The kiosk from consent to the finish: three captures of one hand, links; the
-/// pseudonymous ID it shows.
+/// The kiosk from consent to the finish: three captures of one hand (and of the other hand,
+/// when given), links; the pseudonymous ID it shows.
 async fn at_kiosk(
     c: &Client,
     url: &str,
     images: &[String],
+    other_hand: Option<&[String]>,
     input: &str,
     member: &str,
     phone: &str,
@@ -340,11 +341,35 @@ async fn at_kiosk(
     )
     .await
     .unwrap();
+    if other_hand.is_some() {
+        click(c, "#both-hands").await;
+    }
     el(c, "[data-testid=capture-file]")
         .await
         .send_keys(&images.join("\n"))
         .await
         .unwrap();
+    if let Some(right) = other_hand {
+        // The first hand's three are done; the page asks for the other hand.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while text(c, "#hands-done").await.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the kiosk never asked for the other hand"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shot(c, "kiosk-2-other-hand").await;
+        assert_eq!(
+            el(c, "#hand").await.prop("value").await.unwrap().as_deref(),
+            Some("right")
+        );
+        el(c, "[data-testid=capture-file]")
+            .await
+            .send_keys(&right.join("\n"))
+            .await
+            .unwrap();
+    }
     shown(c, "#links").await;
     type_into(c, "#member-id", member).await;
     type_into(c, "#phone", phone).await;
@@ -482,8 +507,21 @@ async fn every_page_walks_its_main_flow_in_chromium() {
     let newcomer: Vec<String> = (1..=3)
         .map(|k| demo.image(&format!("newcomer-{k}.png")))
         .collect();
-    let pp = at_kiosk(&c, &kiosk, &newcomer, "hand", "TIX-NEW01", "+447700900099").await;
+    let right: Vec<String> = (1..=3)
+        .map(|k| demo.image(&format!("newcomer-right-{k}.png")))
+        .collect();
+    let pp = at_kiosk(
+        &c,
+        &kiosk,
+        &newcomer,
+        Some(&right),
+        "hand",
+        "TIX-NEW01",
+        "+447700900099",
+    )
+    .await;
     shot(&c, "kiosk-4-done").await;
+    assert!(text(&c, "#done-detail").await.contains("Both your palms"));
     assert!(pp.starts_with("pp_"), "{pp}");
     let (d, why, _) = at_gate(&c, &gate, &demo.image("newcomer-gate.png"), "hand").await;
     assert_eq!(
@@ -503,7 +541,7 @@ async fn every_page_walks_its_main_flow_in_chromium() {
     // A real hand (COEP) through the same kiosk, then the gate and the checkout with its
     // fourth photo (each sealed afresh).
     if let Some(real) = real_hand() {
-        let pp = at_kiosk(&c, &kiosk, &real[..3], "hand", "TIX-REAL1", "+447700900098").await;
+        let pp = at_kiosk(&c, &kiosk, &real[..3], None, "hand", "TIX-REAL1", "+447700900098").await;
         shot(&c, "kiosk-real-done").await;
         assert!(pp.starts_with("pp_"));
         let (d, why, _) = at_gate(&c, &gate, &real[3], "hand").await;

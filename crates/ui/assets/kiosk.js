@@ -6,8 +6,11 @@
   const OP = window.OP;
   const NEEDED = 3;
   let info = null;
+  // Captures of the hand being captured, and the hands already done.
   let images = [];
+  let done = [];
   let input = null;
+  const other = (h) => (h === "left" ? "right" : "left");
 
   function step(name) {
     for (const s of ["consent", "capture", "links", "done"]) {
@@ -34,6 +37,9 @@
 
   function restart() {
     images = [];
+    done = [];
+    OP.$("#hand").disabled = false;
+    OP.$("#hands-done").textContent = "";
     shots();
     OP.$("#guidance").textContent = "Show your open palm to the camera, or choose a photo";
     OP.$("#guidance").dataset.code = "";
@@ -55,7 +61,19 @@
     shots();
     g.dataset.code = "ok";
     if (images.length >= NEEDED) {
-      g.textContent = "All three captures done";
+      const hand = OP.$("#hand");
+      done.push({ hand: hand.value, images });
+      images = [];
+      if (OP.$("#both-hands").checked && done.length === 1) {
+        // The other hand next: same three captures.
+        hand.value = other(hand.value);
+        hand.disabled = true;
+        shots();
+        OP.$("#hands-done").textContent = (done[0].hand === "left" ? "Left" : "Right") + " hand done. Now your " + hand.value + " hand.";
+        g.textContent = "Now hover your " + hand.value + " hand";
+        return "stop";
+      }
+      g.textContent = "All captures done";
       step("links");
       OP.$("#member-id").focus();
       return "stop";
@@ -74,7 +92,7 @@
       consent_version: info.kiosk.consent_version,
       accepted: OP.$("#agree").checked,
       input: input.value,
-      hands: [{ hand: OP.$("#hand").value, images }],
+      hands: done,
       member_id: OP.$("#member-id").value,
       phone: OP.$("#phone").value,
       // A processor gives every card its own token; the sandbox's are its test card's
@@ -94,8 +112,10 @@
       }
       return;
     }
+    const handsText = done.length === 2 ? "Both your palms now work" : "Your " + done[0].hand + " palm now works";
     images = [];
-    const lines = [OP.el("p", {}, "Your palm now works at " + r.body.business + ".")];
+    done = [];
+    const lines = [OP.el("p", {}, handsText + " at " + r.body.business + ".")];
     lines.push(OP.el("p", { class: "small" }, r.body.business + " knows you as ", OP.el("span", { class: "mono", "data-testid": "pseudonym" }, r.body.pseudonymous_id)));
     if (r.body.partner) {
       lines.push(OP.el("p", {}, "You also joined " + r.body.partner.business + " with your card."));
@@ -143,7 +163,7 @@
     OP.$("#restart-capture").addEventListener("click", restart);
     OP.$("#enroll").addEventListener("click", enroll);
     OP.$("#next-person").addEventListener("click", () => {
-      for (const id of ["#agree", "#join-partner"]) OP.$(id).checked = false;
+      for (const id of ["#agree", "#join-partner", "#both-hands"]) OP.$(id).checked = false;
       for (const id of ["#member-id", "#phone"]) OP.$(id).value = "";
       OP.$("#start").disabled = true;
       OP.$("#card-row").classList.add("hidden");

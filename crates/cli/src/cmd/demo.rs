@@ -77,9 +77,11 @@ const NAMED: [Named; 2] = [
     },
 ];
 
-/// Synthetic identities of the hand generator: Ada, Ben, then the newcomer and a stranger.
+/// Synthetic identities of the hand generator: Ada, Ben, then the newcomer (left and right
+/// hand) and a stranger.
 const NEWCOMER: u64 = 2;
 const STRANGER: u64 = 3;
+const NEWCOMER_RIGHT: u64 = 4;
 /// Samples rendered per named hand: 3 to enroll, the rest for the screens.
 const HAND_SAMPLES: usize = 7;
 /// Samples per bulk (palm-crop) person: 3 to enroll, one to join the store, two for the
@@ -294,7 +296,7 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
     std::fs::create_dir_all(&images)?;
     let roi = Generator::new(Kind::Roi, a.seed, Difficulty::realistic())?;
     let hands = Generator::new(Kind::Hand, a.seed, Difficulty::realistic())?;
-    let rendering = bar(a.people + 4, "rendering synthetic palms")?;
+    let rendering = bar(a.people + 5, "rendering synthetic palms")?;
     let bulk: Vec<Vec<Vec<u8>>> = (0..a.people)
         .into_par_iter()
         .map(|g| {
@@ -313,7 +315,7 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
             out
         })
         .collect();
-    let named: Vec<Vec<Vec<u8>>> = (0..4u64)
+    let named: Vec<Vec<Vec<u8>>> = (0..5u64)
         .into_par_iter()
         .map(|g| {
             let p = hands.identity_for(g, &[Band::Visible]);
@@ -369,6 +371,9 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
         ("newcomer-1.png", &named[NEWCOMER as usize][0]),
         ("newcomer-2.png", &named[NEWCOMER as usize][1]),
         ("newcomer-3.png", &named[NEWCOMER as usize][2]),
+        ("newcomer-right-1.png", &named[NEWCOMER_RIGHT as usize][0]),
+        ("newcomer-right-2.png", &named[NEWCOMER_RIGHT as usize][1]),
+        ("newcomer-right-3.png", &named[NEWCOMER_RIGHT as usize][2]),
         ("newcomer-gate.png", &named[NEWCOMER as usize][4]),
         ("newcomer-checkout.png", &named[NEWCOMER as usize][5]),
         ("stranger.png", &named[STRANGER as usize][4]),
@@ -580,6 +585,12 @@ fn print_pages(base: &str, reader: &str, w: &World, dir: &Path, took: Duration) 
         img("newcomer-1.png"),
         img("newcomer-2.png"),
         img("newcomer-3.png")
+    );
+    println!(
+        "  to enroll both hands, tick \"my other hand too\" and give {}, {}, {} next;",
+        img("newcomer-right-1.png"),
+        img("newcomer-right-2.png"),
+        img("newcomer-right-3.png")
     );
     println!("  member ID TIX-NEW01, your phone, and tick Demo Store with a sandbox card.");
     println!("Gate (the palm lane of \"{}\"):", w.event_name);
