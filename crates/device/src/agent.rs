@@ -15,7 +15,7 @@
 
 use crate::{Client, DeviceError, DeviceKeyFile, Reader};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -587,19 +587,9 @@ async fn step_up(
     }))
 }
 
-fn file_response(asset: &openpalm_ui::Asset) -> Response {
-    let mut res = (StatusCode::OK, asset.body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    for (k, v) in openpalm_ui::SECURITY_HEADERS {
-        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-    }
-    res
-}
-
 async fn asset(Path(name): Path<String>) -> Response {
     match openpalm_ui::asset(&name) {
-        Some(a) => file_response(a),
+        Some(a) => openpalm_ui::response(a),
         None => AgentProblem::new(StatusCode::NOT_FOUND, "no_such_file", "no such file").into_response(),
     }
 }
@@ -616,7 +606,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/reader/payments/{id}/step-up", post(step_up));
     for page in openpalm_ui::READER_PAGES {
         if let Some(a) = openpalm_ui::asset(page.file) {
-            r = r.route(page.path, get(move || async move { file_response(a) }));
+            r = r.route(page.path, get(move || async move { openpalm_ui::response(a) }));
         }
     }
     r.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(agent)

@@ -129,6 +129,21 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// `asset` as a response: its type and [`SECURITY_HEADERS`] (for the service and the
+/// reader agent, which both serve these files).
+#[cfg(feature = "axum")]
+pub fn response(asset: &Asset) -> axum::response::Response {
+    use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let mut res = (StatusCode::OK, asset.body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    for (k, v) in SECURITY_HEADERS {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -302,15 +302,7 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
         .map(|g| {
             // Identities after the named hands' (one seed draws one palm per index,
             // whatever the kind).
-            let id = g + 16;
-            let p = roi.identity_for(id, &[Band::Visible]);
-            let out = (0..BULK_SAMPLES)
-                .map(|k| {
-                    roi.render(&p, &roi.sample(id, k, BULK_SAMPLES), Band::Visible)
-                        .encode_png()
-                        .expect("PNG encoding")
-                })
-                .collect();
+            let out = photos(&roi, g + 16, BULK_SAMPLES);
             rendering.inc(1);
             out
         })
@@ -318,15 +310,7 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
     let named: Vec<Vec<Vec<u8>>> = (0..5u64)
         .into_par_iter()
         .map(|g| {
-            let p = hands.identity_for(g, &[Band::Visible]);
-            let out = (0..HAND_SAMPLES)
-                .map(|k| {
-                    hands
-                        .render(&p, &hands.sample(g, k, HAND_SAMPLES), Band::Visible)
-                        .encode_png()
-                        .expect("PNG encoding")
-                })
-                .collect();
+            let out = photos(&hands, g, HAND_SAMPLES);
             rendering.inc(1);
             out
         })
@@ -520,6 +504,18 @@ async fn build(a: &Args, base: &str, admin: &str, dir: &Path) -> Result<World> {
             + NAMED.iter().filter(|n| n.card.is_some()).count() as u64,
         tickets,
     })
+}
+
+/// `samples` PNG photos of synthetic identity `id`.
+fn photos(gen: &Generator, id: u64, samples: usize) -> Vec<Vec<u8>> {
+    let p = gen.identity_for(id, &[Band::Visible]);
+    (0..samples)
+        .map(|k| {
+            gen.render(&p, &gen.sample(id, k, samples), Band::Visible)
+                .encode_png()
+                .expect("PNG encoding")
+        })
+        .collect()
 }
 
 /// A payment at the till, paid by palm and captured when approved.
