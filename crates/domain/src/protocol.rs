@@ -14,7 +14,7 @@
 use crate::ids::Purpose;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, Verifier};
+use ed25519_dalek::{Signature, Signer};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;
@@ -224,7 +224,7 @@ impl SealedCapture {
     pub fn verify_signature(&self, device_key: &VerifyingKey) -> Result<(), CaptureError> {
         let sig = Signature::from_bytes(&self.signature);
         device_key
-            .verify(&self.signed_bytes(), &sig)
+            .verify_strict(&self.signed_bytes(), &sig)
             .map_err(|_| CaptureError::BadSignature)
     }
 
@@ -263,8 +263,21 @@ pub fn parse_device_public_key(b64_key: &str) -> Result<VerifyingKey, String> {
         .map_err(|e| format!("public_key is not standard base64: {e}"))?
         .try_into()
         .map_err(|_| "public_key must be 32 bytes (an Ed25519 public key)".to_string())?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "public_key is not a valid Ed25519 point".to_string())
+    let key = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "public_key is not a valid Ed25519 point".to_string())?;
+    // A small-order key lets forged signatures verify for any message; refuse it here, and
+    // signatures are checked with `verify_strict` (canonical R and s, no small-order R).
+    if key.is_weak() {
+        return Err("public_key is a small-order (weak) Ed25519 point".to_string());
+    }
+    Ok(key)
 }
+
+/// How long a device nonce must be remembered: a capture carrying it stops passing the clock
+/// check once the service clock is [`MAX_CLOCK_SKEW_SECS`] past its timestamp, and that
+/// timestamp was at most [`MAX_CLOCK_SKEW_SECS`] ahead of the service clock when it was
+/// seen; a minute more for clock steps.
+pub const NONCE_RETENTION_SECS: i64 = 2 * MAX_CLOCK_SKEW_SECS + 60;
 
 /// Parse the service's HPKE public key (32 bytes, base64) as published.
 pub fn parse_service_public_key(b64_key: &str) -> Result<HpkePublicKey, String> {
@@ -321,6 +334,36 @@ mod tests {
             c.verify_signature(&other.verifying_key()),
             Err(CaptureError::BadSignature)
         );
+    }
+
+    #[test]
+    fn signatures_are_checked_strictly() {
+        // The same signature with s + L (the group order) added is malleated: the lenient
+        // check rejects s >= L too, but strict verification is what the service relies on.
+        let (_, pk, dev) = setup();
+        let c = SealedCapture::seal(&pk, &dev, "dev_1", Purpose::Identify, 1000, b"img").unwrap();
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut m = c.clone();
+        let mut carry = 0u16;
+        for (i, l) in L.iter().enumerate() {
+            let v = u16::from(m.signature[32 + i]) + u16::from(*l) + carry;
+            m.signature[32 + i] = v as u8;
+            carry = v >> 8;
+        }
+        assert_eq!(
+            m.verify_signature(&dev.verifying_key()),
+            Err(CaptureError::BadSignature)
+        );
+        assert!(c.verify_signature(&dev.verifying_key()).is_ok());
+        // The identity point is a small-order key: refused at registration.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let err = parse_device_public_key(&B64.encode(identity)).unwrap_err();
+        assert!(err.contains("weak"), "{err}");
+        assert!(parse_device_public_key(&B64.encode(dev.verifying_key().to_bytes())).is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! A person's account lifecycle, run at start and every [`LIFECYCLE_EVERY`]: cancellations
 //! completed once their outstanding payments are settled, and dormancy (a notice after
 //! `dormancy_days` without an identification, deletion `dormancy_notice_days` later unless
-//! the palm was used meanwhile). Each deletion is one transaction with its receipt, so a
-//! restart in the middle resumes with whoever is left: nobody is deleted twice or in half.
+//! the palm was used meanwhile), and device nonces past the clock window pruned. Each
+//! deletion is one transaction with its receipt, so a restart in the middle resumes with
+//! whoever is left: nobody is deleted twice or in half.
 
 use crate::api::people::{erase_everywhere, ErasureReason};
 use crate::problem::ApiError;
@@ -43,11 +44,15 @@ pub struct Report {
     pub dormancy_notices: usize,
     pub dormancy_notices_cleared: usize,
     pub dormant_deleted: usize,
+    /// Device nonces forgotten: too old for any capture carrying them to pass the clock check.
+    pub nonces_pruned: u64,
 }
 
 /// One pass over cancellations and dormancy.
 pub async fn run_once(state: &AppState) -> Result<Report, ApiError> {
     let mut r = Report::default();
+    let nonce_horizon = openpalm_domain::now_unix() - openpalm_domain::protocol::NONCE_RETENTION_SECS;
+    r.nonces_pruned = state.store.prune_nonces(nonce_horizon).await?;
     for person in state.store.cancelling_people(BATCH).await? {
         // Still out of the gallery after a restart (start-up does not load them either).
         leave_gallery(state, &person)?;

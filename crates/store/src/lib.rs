@@ -233,6 +233,8 @@ pub trait Store: EntryStore + PaymentStore + PersonStore + AuditStore + SummaryS
     /// Record capture nonces of one device, all or none: false (and nothing written) when
     /// the device already used any of them.
     async fn record_nonces(&self, device_id: &str, nonces_hex: &[String], at: i64) -> Result<bool>;
+    /// Forget nonces seen before `before` (unix seconds); returns how many went.
+    async fn prune_nonces(&self, before: i64) -> Result<u64>;
 
     async fn current_consent_text(&self) -> Result<Option<ConsentText>>;
     async fn consent_text(&self, version: i64) -> Result<Option<ConsentText>>;
@@ -908,6 +910,14 @@ impl Store for SqlStore {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn prune_nonces(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM device_nonces WHERE seen_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn current_consent_text(&self) -> Result<Option<ConsentText>> {

@@ -111,6 +111,11 @@ async fn nonces_are_single_use_per_device() {
     assert!(!s.record_nonces("dev_1", &n(&["aaaa", "0100"]), 2).await.unwrap());
     assert!(s.record_nonces("dev_1", &n(&["aaaa"]), 3).await.unwrap());
     assert!(s.record_nonces("dev_2", &n(&["00ff"]), 2).await.unwrap());
+    // Pruning forgets nonces seen before the horizon and keeps the rest.
+    assert_eq!(s.prune_nonces(2).await.unwrap(), 2);
+    assert!(s.record_nonces("dev_1", &n(&["00ff"]), 4).await.unwrap());
+    assert!(!s.record_nonces("dev_1", &n(&["aaaa"]), 4).await.unwrap());
+    assert_eq!(s.prune_nonces(0).await.unwrap(), 0);
 }
 
 #[tokio::test]
