@@ -25,6 +25,32 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     })
 }
 
+/// The source address of a request, when the listener recorded it.
+pub fn source_addr(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Run an authentication under the failed-authentication limit of the source address: an
+/// address whose allowance is spent is refused (429) before its credential is even looked
+/// at, and each failure (401) spends from it.
+pub async fn limited_auth<T, F>(parts: &Parts, state: &AppState, check: F) -> Result<T, ApiError>
+where
+    F: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let addr = source_addr(parts);
+    state.limits.before_auth(addr)?;
+    match check.await {
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
+            state.limits.failed_auth(addr)?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
 /// An authenticated business caller.
 pub struct Auth(pub Caller);
 
@@ -47,6 +73,27 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let record = limited_auth(parts, state, api_key_record(parts, state)).await?;
+        state.limits.api_key(&record.id)?;
+        crate::audit::ActorSlot::set(
+            parts,
+            format!("business:{} key:{}", record.business_id, record.id),
+            None,
+        );
+        Ok(Auth(Caller {
+            business_id: record.business_id,
+            key_id: record.id,
+            environment: record.environment,
+            scopes: record.scopes,
+        }))
+    }
+}
+
+async fn api_key_record(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<openpalm_domain::model::ApiKeyRecord, ApiError> {
+    {
         let token = bearer(parts)?;
         let unknown = || ApiError::unauthorized("invalid_api_key", "unknown, malformed or revoked API key");
         if !apikey::looks_like_key(token) {
@@ -60,17 +107,7 @@ impl FromRequestParts<AppState> for Auth {
         if record.revoked_at.is_some() {
             return Err(unknown());
         }
-        crate::audit::ActorSlot::set(
-            parts,
-            format!("business:{} key:{}", record.business_id, record.id),
-            None,
-        );
-        Ok(Auth(Caller {
-            business_id: record.business_id,
-            key_id: record.id,
-            environment: record.environment,
-            scopes: record.scopes,
-        }))
+        Ok(record)
     }
 }
 
@@ -104,7 +141,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        check_admin(parts, state)?;
+        limited_auth(parts, state, async { check_admin(parts, state) }).await?;
         crate::audit::ActorSlot::set(parts, "admin".into(), None);
         Ok(Admin)
     }

@@ -74,6 +74,13 @@ pub async fn verify(
             return Err(capture_problem(&CaptureError::ReplayedNonce, i));
         }
     }
+    // Counted once the device has proven itself (its signature), so a caller that only knows
+    // a device's ID cannot spend that device's allowance.
+    let what = match purpose {
+        Purpose::Enroll => crate::limits::CaptureUse::Enroll,
+        _ => crate::limits::CaptureUse::Identify,
+    };
+    state.limits.capture(&device.id, what)?;
     let hexes: Vec<String> = captures.iter().map(|c| hex::encode(c.nonce)).collect();
     if !state.store.record_nonces(&device.id, &hexes, now).await? {
         return Err(capture_problem(&CaptureError::ReplayedNonce, 0));

@@ -57,6 +57,46 @@ pub struct Config {
     pub webhook_max_attempts: u32,
     /// Time limit of one webhook request, milliseconds.
     pub webhook_timeout_ms: u64,
+    /// Non-public address ranges webhooks may be sent to anyway (CIDR, e.g. `10.20.0.0/16`);
+    /// by default none: loopback, private, link-local and metadata addresses are refused.
+    pub webhook_allow_private: Vec<ipnet::IpNet>,
+    /// Rate, attempt, time and concurrency limits.
+    pub limits: crate::limits::LimitSettings,
+    /// Log lines as text (default) or one JSON object each.
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+fn parse_nets(key: &str, items: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid(key, s, "expected an address range such as 10.20.0.0/16"))
+        })
+        .collect()
 }
 
 /// Longest wait between two webhook attempts.
@@ -84,6 +124,9 @@ impl Default for Config {
             // 5 s, 10 s, 20 s, ... then every 6 h: the last attempt about 30 h after the first.
             webhook_max_attempts: 17,
             webhook_timeout_ms: 10_000,
+            webhook_allow_private: Vec::new(),
+            limits: crate::limits::LimitSettings::default(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -106,6 +149,9 @@ struct FileConfig {
     webhook_retry_base_ms: Option<u64>,
     webhook_max_attempts: Option<u32>,
     webhook_timeout_ms: Option<u64>,
+    webhook_allow_private: Option<Vec<String>>,
+    limits: Option<crate::limits::LimitSettings>,
+    log_format: Option<LogFormat>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -183,6 +229,11 @@ impl Config {
             c.webhook_retry_base_ms = f.webhook_retry_base_ms.unwrap_or(c.webhook_retry_base_ms);
             c.webhook_max_attempts = f.webhook_max_attempts.unwrap_or(c.webhook_max_attempts);
             c.webhook_timeout_ms = f.webhook_timeout_ms.unwrap_or(c.webhook_timeout_ms);
+            if let Some(v) = f.webhook_allow_private {
+                c.webhook_allow_private = parse_nets("webhook_allow_private", &v)?;
+            }
+            c.limits = f.limits.unwrap_or(c.limits);
+            c.log_format = f.log_format.unwrap_or(c.log_format);
         }
         for (k, v) in env {
             match k.as_str() {
@@ -220,13 +271,22 @@ impl Config {
                 "OPENPALM_WEBHOOK_TIMEOUT_MS" => {
                     c.webhook_timeout_ms = v.parse().map_err(|_| invalid(&k, &v, "expected milliseconds"))?
                 }
+                "OPENPALM_WEBHOOK_ALLOW_PRIVATE" => {
+                    let items: Vec<String> = v.split(',').map(str::to_string).collect();
+                    c.webhook_allow_private = parse_nets(&k, &items)?
+                }
+                "OPENPALM_LOG_FORMAT" => c.log_format = v.parse().map_err(|m: String| invalid(&k, &v, m))?,
+                other if other.starts_with("OPENPALM_LIMIT_") => {
+                    let name = other["OPENPALM_LIMIT_".len()..].to_ascii_lowercase();
+                    c.limits.set(&name, &v).map_err(|m| invalid(other, &v, m))?
+                }
                 // Read by other parts of OpenPalm (the device simulator, the test suite).
                 "OPENPALM_API_KEY" | "OPENPALM_TEST_POSTGRES_URL" => {}
                 other if other.starts_with("OPENPALM_") => {
                     return Err(invalid(
                         other,
                         "(set)",
-                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_LANE_CONFIRM_BELOW, OPENPALM_PAYMENT_THRESHOLD, OPENPALM_DORMANCY_DAYS, OPENPALM_DORMANCY_NOTICE_DAYS, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS",
+                        "unknown setting; known: OPENPALM_LISTEN, OPENPALM_DATA_DIR, OPENPALM_DATABASE_URL, OPENPALM_ADMIN_TOKEN, OPENPALM_MAX_BODY_BYTES, OPENPALM_AMBIGUITY_MARGIN, OPENPALM_LANE_CONFIRM_BELOW, OPENPALM_PAYMENT_THRESHOLD, OPENPALM_DORMANCY_DAYS, OPENPALM_DORMANCY_NOTICE_DAYS, OPENPALM_WEBHOOK_ALLOW_HTTP, OPENPALM_WEBHOOK_RETRY_BASE_MS, OPENPALM_WEBHOOK_MAX_ATTEMPTS, OPENPALM_WEBHOOK_TIMEOUT_MS, OPENPALM_WEBHOOK_ALLOW_PRIVATE, OPENPALM_LOG_FORMAT, OPENPALM_LIMIT_<NAME> (api_key, device, identify_per_device, enroll_per_kiosk, failed_auth_per_address as PER_MINUTE/BURST; request_timeout_ms, max_concurrent_requests, queue_wait_ms)",
                     ))
                 }
                 _ => {}
@@ -323,6 +383,9 @@ impl Config {
                 "must be between 1 and 100",
             ));
         }
+        self.limits
+            .validate()
+            .map_err(|(key, m)| invalid(key, "(set)", m))?;
         if !(100..=120_000).contains(&self.webhook_timeout_ms) {
             return Err(invalid(
                 "webhook_timeout_ms",

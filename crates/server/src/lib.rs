@@ -17,8 +17,10 @@ pub mod body;
 pub mod capture;
 pub mod codes;
 pub mod config;
+pub mod egress;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod limits;
 pub mod matcher;
 pub mod pages;
 pub mod payments;
@@ -86,7 +88,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let app = api::router(state.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })

@@ -53,6 +53,7 @@ pub async fn run_once(state: &AppState) -> Result<Report, ApiError> {
     let mut r = Report::default();
     let nonce_horizon = openpalm_domain::now_unix() - openpalm_domain::protocol::NONCE_RETENTION_SECS;
     r.nonces_pruned = state.store.prune_nonces(nonce_horizon).await?;
+    state.limits.prune();
     for person in state.store.cancelling_people(BATCH).await? {
         // Still out of the gallery after a restart (start-up does not load them either).
         leave_gallery(state, &person)?;

@@ -80,8 +80,12 @@ pub struct Inner {
     pub enroll_lock: tokio::sync::Mutex<()>,
     /// Wakes the webhook deliverer after a change wrote events to the outbox.
     pub webhook_wakeup: tokio::sync::Notify,
-    /// Sends webhooks.
+    /// Sends webhooks (its resolver refuses non-public addresses, see [`crate::egress`]).
     pub http: reqwest::Client,
+    /// Where webhooks may go.
+    pub egress: Arc<crate::egress::EgressPolicy>,
+    /// Rate and attempt limits.
+    pub limits: crate::limits::Limits,
     /// The service's clock for payments (expiry); tests and the demo move it.
     pub clock: Arc<MovableClock>,
     /// The card processor payments are made with.
@@ -248,9 +252,15 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             matcher.admit(&event_id, s);
         }
     }
+    let egress = Arc::new(crate::egress::EgressPolicy {
+        allow: config.webhook_allow_private.clone(),
+    });
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_millis(config.webhook_timeout_ms))
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve names itself, past the resolver's checks.
+        .no_proxy()
+        .dns_resolver(Arc::new(crate::egress::GuardedResolver(egress.clone())))
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
     let clock = Arc::new(MovableClock::default());
@@ -261,6 +271,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     )?);
     let codes = Arc::new(crate::codes::FileSender::new(dir.join(SIGN_IN_CODES)));
     let (audit, audit_rx) = tokio::sync::mpsc::unbounded_channel();
+    let config_limits = config.limits;
     Ok(Arc::new(Inner {
         audit,
         audit_rx: std::sync::Mutex::new(Some(audit_rx)),
@@ -277,5 +288,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         enroll_lock: tokio::sync::Mutex::new(()),
         webhook_wakeup: tokio::sync::Notify::new(),
         http,
+        egress,
+        limits: crate::limits::Limits::new(config_limits),
     }))
 }

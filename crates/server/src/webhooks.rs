@@ -101,6 +101,15 @@ async fn attempt(state: &AppState, d: &DueDelivery) -> DeliveryOutcome {
             }
         }
     };
+    // An IP literal is not resolved, so the resolver's check does not see it: checked here.
+    match reqwest::Url::parse(&d.url) {
+        Ok(u) => {
+            if let Err(e) = state.egress.check_url(&u) {
+                return fail(None, e.to_string());
+            }
+        }
+        Err(e) => return fail(None, format!("url: {e}")),
+    }
     let ts = now_unix();
     let signature = match webhook::sign(&secret, &d.event_id, ts, d.payload.as_bytes()) {
         Ok(s) => s,
@@ -130,6 +139,21 @@ async fn attempt(state: &AppState, d: &DueDelivery) -> DeliveryOutcome {
             status: r.status().as_u16(),
         },
         Ok(r) => fail(Some(r.status().as_u16()), format!("HTTP {}", r.status())),
-        Err(e) => fail(None, e.to_string()),
+        Err(e) => fail(None, error_chain(&e)),
     }
+}
+
+/// The error with its causes (a refused address is a cause of reqwest's connect error).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
 }

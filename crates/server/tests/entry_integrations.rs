@@ -40,7 +40,11 @@ async fn lane_decisions_are_sent_as_webhooks() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let env = Env::start_in(dir, |c| c.webhook_allow_http = true).await;
+    let env = Env::start_in(dir, |c| {
+        c.webhook_allow_http = true;
+        c.webhook_allow_private = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
     let v = venue(&env, "Hooks").await;
     let r = v
         .biz

@@ -120,7 +120,15 @@ async fn run_async(a: Args) -> Result<()> {
     let admin = hex_token();
     let config = openpalm_server::Config::load(
         None,
-        [("OPENPALM_ADMIN_TOKEN".to_string(), admin.clone())],
+        [
+            ("OPENPALM_ADMIN_TOKEN".to_string(), admin.clone()),
+            // The demo enrolls its few hundred synthetic people through one kiosk in seconds,
+            // far past what a kiosk with people in front of it may do; every other limit
+            // keeps its default.
+            ("OPENPALM_LIMIT_ENROLL_PER_KIOSK".to_string(), "0/0".to_string()),
+            ("OPENPALM_LIMIT_DEVICE".to_string(), "0/0".to_string()),
+            ("OPENPALM_LIMIT_API_KEY".to_string(), "0/0".to_string()),
+        ],
         openpalm_server::Overrides {
             listen: Some(a.listen.to_string()),
             data_dir: Some(dir.clone()),

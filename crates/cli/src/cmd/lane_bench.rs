@@ -273,6 +273,8 @@ async fn run_async(a: LaneArgs) -> Result<()> {
     let t = Instant::now();
     let running: Running = openpalm_server::start(Config {
         listen: "127.0.0.1:0".parse()?,
+        // A bench drives one device as fast as it answers.
+        limits: openpalm_server::limits::LimitSettings::unlimited(),
         data_dir: dir.clone(),
         ..Config::default()
     })

@@ -39,6 +39,18 @@ impl FromRequestParts<AppState> for PersonAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (person_id, token_hash) = crate::auth::limited_auth(parts, state, session(parts, state)).await?;
+        crate::audit::ActorSlot::set(parts, "person".into(), Some(person_id.clone()));
+        Ok(PersonAuth {
+            person_id,
+            token_hash,
+        })
+    }
+}
+
+/// The person and session hash behind a request's session token.
+async fn session(parts: &Parts, state: &AppState) -> Result<(String, String), ApiError> {
+    {
         let token = bearer(parts)?;
         let refused = || {
             ApiError::unauthorized(
@@ -54,12 +66,8 @@ impl FromRequestParts<AppState> for PersonAuth {
         if s.revoked_at.is_some() || state.clock_now() >= s.expires_at {
             return Err(refused());
         }
-        crate::audit::ActorSlot::set(parts, "person".into(), Some(s.person_id.clone()));
         match state.store.person_record(&s.person_id).await? {
-            Some((_, true)) => Ok(PersonAuth {
-                person_id: s.person_id,
-                token_hash,
-            }),
+            Some((_, true)) => Ok((s.person_id, token_hash)),
             _ => Err(refused()),
         }
     }

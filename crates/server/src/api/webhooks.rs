@@ -56,7 +56,7 @@ fn delivery_view(d: &DeliveryRecord) -> Value {
 
 /// An absolute `https://` URL (or `http://` when the configuration allows it), without
 /// credentials.
-fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+fn check_url(state: &AppState, url: &str) -> Result<reqwest::Url, ApiError> {
     let bad = |m: &str| ApiError::unprocessable("invalid_webhook_url", m.to_string());
     if url.len() > 2000 {
         return Err(bad("url must be at most 2000 characters"));
@@ -81,7 +81,7 @@ fn check_url(state: &AppState, url: &str) -> Result<String, ApiError> {
     if u.fragment().is_some() {
         return Err(bad("url must not have a #fragment"));
     }
-    Ok(u.to_string())
+    Ok(u)
 }
 
 /// `POST /v1/webhook-endpoints`
@@ -106,6 +106,12 @@ async fn register(
     idem: Idem,
 ) -> Result<(IdempotencyWrite, String), ApiError> {
     let url = check_url(state, req.url.trim())?;
+    state
+        .egress
+        .check_registration(&url)
+        .await
+        .map_err(|e| ApiError::unprocessable("webhook_target_refused", e.to_string()))?;
+    let url = url.to_string();
     let mut events = req.events.unwrap_or_else(|| EventType::ALL.to_vec());
     if events.is_empty() {
         return Err(ApiError::unprocessable(

@@ -49,6 +49,9 @@ pub fn config(dir: &std::path::Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("data"),
         admin_token: Some(ADMIN.into()),
+        // The suites enroll and identify in bulk through one kiosk and one gate; the limits
+        // themselves are tested with their defaults in tests/limits.rs.
+        limits: openpalm_server::limits::LimitSettings::unlimited(),
         ..Config::default()
     }
 }
