@@ -72,9 +72,9 @@ fn integral_numbers(v: &mut serde_json::Value) {
         Value::Number(n) => {
             if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
                 // In range of i64 or u64: exactly representable as one of them.
-                if f >= -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0 {
+                if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
                     *v = Value::from(f as i64);
-                } else if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+                } else if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
                     *v = Value::from(f as u64);
                 }
             }
