@@ -54,10 +54,10 @@ impl Event {
     /// Check the times and gate lists of a new event.
     pub fn validate(&self) -> Result<(), EventError> {
         let bad = |m: &str| Err(EventError::Invalid(m.to_string()));
-        if self.name.trim().is_empty() || self.name.len() > 200 {
+        if !crate::text_fits(&self.name, 200) {
             return bad("name must be 1..200 characters");
         }
-        if self.site.trim().is_empty() || self.site.len() > 200 {
+        if !crate::text_fits(&self.site, 200) {
             return bad("site must be 1..200 characters");
         }
         if self.ends_at <= self.starts_at {
@@ -104,7 +104,7 @@ impl Event {
 }
 
 /// Which way a passage goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Entry,
@@ -132,7 +132,7 @@ impl std::str::FromStr for Direction {
 }
 
 /// Where a ticket is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketState {
     /// Not used yet.
@@ -212,14 +212,14 @@ impl Ticket {
 
 /// Why a ticket field is refused.
 pub fn validate_ticket_type(t: &str) -> Result<(), String> {
-    if t.trim().is_empty() || t.len() > 100 {
+    if !crate::text_fits(t, 100) {
         return Err("ticket_type must be 1..100 characters".into());
     }
     Ok(())
 }
 
 /// Why the lane says no: each is something an attendant can act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     /// The palm matched nobody the business knows: use the ordinary ticket lane.
@@ -372,7 +372,7 @@ pub fn decide_exit(event: &Event, tickets: &[Ticket]) -> GateOutcome {
 }
 
 /// What an attendant did by hand at a lane.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PassageSource {
     /// The palm lane decided.
@@ -406,7 +406,7 @@ impl std::str::FromStr for PassageSource {
 }
 
 /// The answer at a gate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Admit,
@@ -465,10 +465,10 @@ pub struct Passage {
 
 /// Check an attendant's name and note.
 pub fn validate_attendant(attendant: &str, note: &str) -> Result<(), String> {
-    if attendant.trim().is_empty() || attendant.len() > 100 {
+    if !crate::text_fits(attendant, 100) {
         return Err("attendant must be 1..100 characters".into());
     }
-    if note.trim().is_empty() || note.len() > 1000 {
+    if !crate::text_fits(note, 1000) {
         return Err("note must be 1..1000 characters: say why".into());
     }
     Ok(())

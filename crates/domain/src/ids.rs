@@ -31,7 +31,7 @@ pub mod prefix {
 }
 
 /// What a reader is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// Enrollment and linking, with a screen for the consent text.
@@ -76,7 +76,7 @@ impl std::str::FromStr for DeviceKind {
 
 /// What a capture is for; signed into the capture so that an enrollment capture cannot be
 /// replayed as an identification and vice versa.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     Enroll,
@@ -104,7 +104,7 @@ impl std::str::FromStr for Purpose {
 }
 
 /// Which hand a template is of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HandSide {
     Left,

@@ -19,6 +19,21 @@
 //!   receipts.
 //! - [`webhook`]: Standard Webhooks signing and verification, event types and bodies.
 
+/// A JSON Schema pattern matched by a text that is not blank: it holds a character other
+/// than the blanks [`trim_blank`] drops.
+pub const NOT_BLANK: &str = "[^ \\t\\n\\r]";
+
+/// `v` without surrounding spaces, tabs and line breaks (the blanks of [`NOT_BLANK`]).
+pub fn trim_blank(v: &str) -> &str {
+    v.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+/// Whether a text field holds 1..=`max_chars` characters and is not blank: what the API's
+/// schemas say (`minLength`, `maxLength`, [`NOT_BLANK`]).
+pub fn text_fits(v: &str, max_chars: usize) -> bool {
+    !trim_blank(v).is_empty() && v.chars().count() <= max_chars
+}
+
 pub mod apikey;
 pub mod audit;
 pub mod decision;

@@ -7,7 +7,7 @@ use crate::webhook::EventType;
 use serde::{Deserialize, Serialize};
 
 /// A tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Business {
     pub id: String,
     pub name: String,
@@ -41,7 +41,7 @@ pub struct Device {
 }
 
 /// A consent text as shown on a kiosk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConsentText {
     pub version: i64,
     pub language: String,
@@ -97,7 +97,7 @@ pub struct Membership {
 }
 
 /// What kind of account a link points to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// The business's own member ID (ticketing app ID, loyalty number).
@@ -154,7 +154,7 @@ pub enum LinkError {
 /// Check and normalise a link value. Card numbers are refused as payment tokens (a token must
 /// not look like a primary account number); phones are normalised to `+` and digits.
 pub fn normalise_link_value(kind: LinkKind, value: &str) -> Result<String, LinkError> {
-    let v = value.trim();
+    let v = crate::trim_blank(value);
     if v.is_empty() || v.len() > 200 {
         return Err(LinkError::Invalid("value must be 1..200 characters".into()));
     }

@@ -158,7 +158,7 @@ impl std::fmt::Display for Money {
 }
 
 /// An amount as the API shows it: minor units, the currency code and the decimal text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MoneyView {
     pub minor: u64,
     pub currency: String,

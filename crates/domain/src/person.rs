@@ -44,7 +44,7 @@ pub fn looks_like_session(s: &str) -> bool {
 }
 
 /// What a deletion destroyed: counts, never contents.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Destroyed {
     /// The person's data key (wrapped by the master key): without it the templates are noise.
     pub data_key: bool,
@@ -58,7 +58,7 @@ pub struct Destroyed {
 }
 
 /// What the service attests about a deletion.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeletionReceipt {
     pub receipt_id: String,
     /// SHA-256 of the person's internal ID, hex: names the subject without keeping a way back.
@@ -75,7 +75,7 @@ pub struct DeletionReceipt {
 }
 
 /// A receipt with the service's Ed25519 signature over its canonical JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SignedReceipt {
     pub receipt: DeletionReceipt,
     /// The service's receipt-signing public key, base64 (also at `GET /v1/service-key`).

@@ -32,6 +32,16 @@ const SIGNED_PREFIX: &[u8] = b"openpalm-sealed-capture-v1\0";
 pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
 /// Nonce length in bytes.
 pub const NONCE_LEN: usize = 16;
+/// Standard base64 (padded, canonical) of exactly 16 bytes, as a JSON Schema pattern.
+pub const B64_16_BYTES: &str = "^[A-Za-z0-9+/]{21}[AQgw]==$";
+/// Standard base64 of exactly 32 bytes.
+pub const B64_32_BYTES: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
+/// Standard base64 of exactly 64 bytes.
+pub const B64_64_BYTES: &str = "^[A-Za-z0-9+/]{85}[AQgw]==$";
+/// Standard base64 of any length (padded, canonical).
+pub const B64_ANY: &str =
+    "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$";
+
 /// Name of the HPKE suite, as published with the service key.
 pub const HPKE_SUITE: &str = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305";
 
@@ -43,19 +53,25 @@ pub type HpkePrivateKey = <X25519HkdfSha256 as hpke::Kem>::PrivateKey;
 pub type HpkePublicKey = <X25519HkdfSha256 as hpke::Kem>::PublicKey;
 
 /// A sealed capture as sent over the wire (JSON; binary fields in standard base64).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SealedCaptureWire {
+    /// The registered device that sealed it.
+    #[schemars(length(min = 1, max = 128))]
     pub device_id: String,
     /// 16 random bytes, base64.
+    #[schemars(regex(pattern = B64_16_BYTES), extend("contentEncoding" = "base64"))]
     pub nonce: String,
-    /// Seconds since the Unix epoch at capture.
+    /// Seconds since the Unix epoch at capture; within 60 s of the service clock.
     pub timestamp: i64,
     pub purpose: Purpose,
     /// HPKE encapsulated key, base64.
+    #[schemars(regex(pattern = B64_ANY), extend("contentEncoding" = "base64"))]
     pub enc: String,
-    /// HPKE ciphertext of the image bytes, base64.
+    /// HPKE ciphertext of the image bytes, base64; the header is its associated data.
+    #[schemars(regex(pattern = B64_ANY), extend("contentEncoding" = "base64"))]
     pub ciphertext: String,
-    /// Ed25519 signature of [`SealedCapture::signed_bytes`], base64.
+    /// Ed25519 signature of [`SealedCapture::signed_bytes`], 64 bytes, base64.
+    #[schemars(regex(pattern = B64_64_BYTES), extend("contentEncoding" = "base64"))]
     pub signature: String,
 }
 
@@ -124,7 +140,7 @@ impl TryFrom<&SealedCaptureWire> for SealedCapture {
         let signature: [u8; 64] = b64("signature", &w.signature)?
             .try_into()
             .map_err(|_| CaptureError::Malformed("signature must be 64 bytes".into()))?;
-        if w.device_id.is_empty() || w.device_id.len() > 128 {
+        if w.device_id.is_empty() || w.device_id.chars().count() > 128 {
             return Err(CaptureError::Malformed(
                 "device_id must be 1..128 characters".into(),
             ));
@@ -256,7 +272,8 @@ impl SealedCapture {
     }
 }
 
-/// Parse an Ed25519 public key from its 32 bytes in base64.
+/// Parse an Ed25519 public key from its 32 bytes in base64: a valid point that is not of
+/// small order.
 pub fn parse_device_public_key(b64_key: &str) -> Result<VerifyingKey, String> {
     let bytes: [u8; 32] = B64
         .decode(b64_key)

@@ -25,7 +25,9 @@ pub const EVENT_ID_PREFIX: &str = "msg";
 pub const DEFAULT_TOLERANCE_S: i64 = 300;
 
 /// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum EventType {
     #[serde(rename = "person.linked")]
     PersonLinked,

@@ -45,9 +45,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 ApiError::bad_request("unreadable_body", rejection.body_text())
             }
         })?;
-        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
         })?;
+        integral_numbers(&mut raw);
         let canonical = serde_json::to_vec(&raw).unwrap_or_default();
         let canonical_hash = hex::encode(Sha256::digest(&canonical));
         let value = serde_json::from_value(raw).map_err(|e| {
@@ -60,6 +61,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             value,
             canonical_hash,
         })
+    }
+}
+
+/// JSON Schema counts `2.0` as an integer, and so does the API: a number without a fraction
+/// is made an integer before the body is read into its type (which may want `u64`).
+fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                // In range of i64 or u64: exactly representable as one of them.
+                if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+                    *v = Value::from(f as i64);
+                } else if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                    *v = Value::from(f as u64);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_numbers),
+        Value::Object(m) => m.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 

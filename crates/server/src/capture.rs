@@ -57,7 +57,9 @@ pub async fn verify(
     if device.revoked_at.is_some() {
         return Err(capture_problem(&CaptureError::DeviceRevoked, 0));
     }
-    let key = ed25519_key(&device)?;
+    // A registered key that is not an Ed25519 point verifies nothing.
+    let key = VerifyingKey::from_bytes(&device.public_key)
+        .map_err(|_| capture_problem(&CaptureError::BadSignature, 0))?;
     let now = now_unix();
     let mut nonces = HashSet::new();
     for (i, c) in captures.iter().enumerate() {
@@ -86,10 +88,6 @@ pub async fn verify(
         return Err(capture_problem(&CaptureError::ReplayedNonce, 0));
     }
     Ok((device, captures))
-}
-
-fn ed25519_key(device: &Device) -> Result<VerifyingKey, ApiError> {
-    VerifyingKey::from_bytes(&device.public_key).map_err(|e| ApiError::internal("stored device key", e))
 }
 
 /// Open each capture and extract its template, off the async threads. Image bytes are wiped

@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openpalm_domain::now_unix;
 use openpalm_store::{IdempotencyRecord, IdempotencyWrite, StoreError};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 
@@ -83,8 +82,8 @@ pub struct Idem {
 impl Idem {
     /// The record to write with the created thing: `status` and `body` are what the caller
     /// gets, now and on every replay.
-    pub fn write(&self, status: StatusCode, body: &Value) -> IdempotencyWrite {
-        self.record(status, body.to_string())
+    pub fn write(&self, status: StatusCode, body: &impl serde::Serialize) -> IdempotencyWrite {
+        self.record(status, serde_json::to_string(body).unwrap_or_default())
     }
 
     /// Like [`Idem::write`] for a response that carries a secret shown once: the stored copy
@@ -93,9 +92,9 @@ impl Idem {
         &self,
         state: &AppState,
         status: StatusCode,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> (IdempotencyWrite, String) {
-        let text = body.to_string();
+        let text = serde_json::to_string(body).unwrap_or_default();
         let sealed = state
             .keys
             .seal_stored_response(&self.business_id, &self.key, &text);

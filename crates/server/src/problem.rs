@@ -3,11 +3,29 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Base of the `type` URIs.
 pub const TYPE_BASE: &str = "https://openpalm.dev/problems/";
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// RFC 9457 problem details, as every error is answered; some problems add members of their
+/// own (e.g. `capture_index`, `required_scope`, `attempts_left`).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Problem {
+    /// `https://openpalm.dev/problems/<code>`.
+    #[schemars(url)]
+    pub r#type: String,
+    pub title: String,
+    /// The HTTP status.
+    #[schemars(range(min = 400, max = 599))]
+    pub status: u16,
+    pub detail: String,
+    /// Stable, machine-readable: the last segment of `type`.
+    pub code: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -73,20 +91,19 @@ impl ApiError {
         )
     }
 
-    pub fn body(&self) -> Value {
-        let mut v = json!({
-            "type": format!("{TYPE_BASE}{}", self.code),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-            "code": self.code,
-        });
-        if let Value::Object(m) = &mut v {
-            for (k, x) in &self.extra {
-                m.insert(k.clone(), x.clone());
-            }
+    pub fn problem(&self) -> Problem {
+        Problem {
+            r#type: format!("{TYPE_BASE}{}", self.code),
+            title: self.title.clone(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.clone(),
+            extra: self.extra.clone(),
         }
-        v
+    }
+
+    pub fn body(&self) -> Value {
+        serde_json::to_value(self.problem()).unwrap_or_default()
     }
 }
 

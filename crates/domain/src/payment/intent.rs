@@ -5,7 +5,7 @@ use super::DeclineReason;
 use serde::{Deserialize, Serialize};
 
 /// A processor call the service committed to before making it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum PendingOp {
     /// Authorise the card (`verified`: the person passed the step-up).
@@ -36,7 +36,7 @@ impl PendingOp {
 }
 
 /// The processor's state of a payment intent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentState {
     /// The card needs extra verification before it can be authorised.
@@ -54,7 +54,7 @@ pub enum IntentState {
 }
 
 /// What the processor says about one payment intent: the answer to a call, or a callback.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Intent {
     /// The processor's ID for the intent.
     pub id: String,

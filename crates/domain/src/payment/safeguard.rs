@@ -5,7 +5,7 @@ use crate::money::Money;
 use serde::{Deserialize, Serialize};
 
 /// How the person proves it is them when a payment needs a step-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepUpMethod {
     /// A PIN the person chose (4 to 8 digits).

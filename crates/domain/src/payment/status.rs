@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a payment is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Opened by the point of sale; the checkout waits for a palm.
@@ -89,7 +89,7 @@ impl std::str::FromStr for PaymentStatus {
 
 /// Why a payment was declined or failed: the processor's decline codes and the service's own
 /// safeguards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeclineReason {
     /// The issuer declined without saying why.

@@ -14,33 +14,69 @@ use openpalm_domain::ids::{new_id, prefix};
 use openpalm_domain::model::{ApiKeyRecord, Business};
 use openpalm_domain::now_unix;
 use openpalm_store::IdempotencyWrite;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBusiness {
+    /// 1..200 characters, not blank (surrounding spaces are dropped).
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub name: String,
     /// Environment of the first key (default test).
     pub environment: Option<Environment>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub environment: Environment,
+    #[schemars(length(min = 1))]
     pub scopes: Vec<Scope>,
 }
 
-pub fn key_view(k: &ApiKeyRecord) -> Value {
-    json!({
-        "id": k.id,
-        "environment": k.environment,
-        "scopes": k.scopes,
-        "display_prefix": k.display_prefix,
-        "created_at": k.created_at,
-        "revoked_at": k.revoked_at,
-    })
+/// An API key as the business sees it (never its secret).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub environment: Environment,
+    pub scopes: Vec<Scope>,
+    /// The first characters of the secret, to recognise it.
+    pub display_prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A new API key with its secret, shown once.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct NewKeyView {
+    #[serde(flatten)]
+    pub key: KeyView,
+    /// `op_test_...` or `op_live_...`: send it as `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+/// A new business and its first API key (all scopes).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct BusinessCreated {
+    pub business: Business,
+    pub api_key: NewKeyView,
+}
+
+/// The business's API keys.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct KeyList {
+    pub items: Vec<KeyView>,
+}
+
+pub fn key_view(k: &ApiKeyRecord) -> KeyView {
+    KeyView {
+        id: k.id.clone(),
+        environment: k.environment,
+        scopes: k.scopes.clone(),
+        display_prefix: k.display_prefix.clone(),
+        created_at: k.created_at,
+        revoked_at: k.revoked_at,
+    }
 }
 
 fn new_key(business_id: &str, environment: Environment, scopes: Vec<Scope>) -> (ApiKeyRecord, String) {
@@ -58,10 +94,11 @@ fn new_key(business_id: &str, environment: Environment, scopes: Vec<Scope>) -> (
     (record, generated.secret)
 }
 
-fn with_secret(k: &ApiKeyRecord, secret: String) -> Value {
-    let mut v = key_view(k);
-    v["secret"] = Value::String(secret);
-    v
+fn with_secret(k: &ApiKeyRecord, secret: String) -> NewKeyView {
+    NewKeyView {
+        key: key_view(k),
+        secret,
+    }
 }
 
 /// `POST /v1/businesses` (admin token): a business and its first key (all scopes), shown once.
@@ -69,10 +106,10 @@ pub async fn create_business(
     State(state): State<AppState>,
     _admin: Admin,
     body: ApiJson<CreateBusiness>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BusinessCreated>), ApiError> {
     let req = body.value;
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    let name = crate::api::trim_blank(&req.name);
+    if name.is_empty() || req.name.chars().count() > 200 {
         return Err(ApiError::unprocessable(
             "invalid_name",
             "name must be 1..200 characters",
@@ -91,17 +128,20 @@ pub async fn create_business(
     state.store.create_business(&business, &key).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "business": business, "api_key": with_secret(&key, secret) })),
+        Json(BusinessCreated {
+            business,
+            api_key: with_secret(&key, secret),
+        }),
     ))
 }
 
 /// `GET /v1/api-keys`
-pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<Json<KeyList>, ApiError> {
     let caller = auth.require(Scope::Keys)?;
     let keys = state.store.list_api_keys(&caller.business_id).await?;
-    Ok(Json(
-        json!({ "items": keys.iter().map(key_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(KeyList {
+        items: keys.iter().map(key_view).collect(),
+    }))
 }
 
 /// `POST /v1/api-keys`
@@ -182,7 +222,7 @@ pub async fn revoke_key(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     let caller = auth.require(Scope::Keys)?;
     let found = state
         .store

@@ -1,5 +1,6 @@
 //! Devices: register with an Ed25519 public key, list (cursor pages), read, revoke.
 
+use crate::api::events::ListPage;
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::idempotency::{self, request_hash, Idem};
@@ -17,22 +18,43 @@ use openpalm_domain::model::Device;
 use openpalm_domain::now_unix;
 use openpalm_domain::protocol::parse_device_public_key;
 use openpalm_store::{Cursor, IdempotencyWrite};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     pub kind: DeviceKind,
+    /// Where it stands: 1..200 characters, not blank.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub site: String,
     /// Ed25519 public key, 32 bytes, standard base64.
+    #[schemars(regex(pattern = openpalm_domain::protocol::B64_32_BYTES), extend("contentEncoding" = "base64"))]
     pub public_key: String,
 }
 
+/// What a cursor looks like: `<time>.<id>`, as [`Cursor::encode`] writes them.
+pub const CURSOR_PATTERN: &str = "^-?[0-9]{1,18}\\.[A-Za-z0-9_]{1,128}$";
+
+/// Whether `c` has the form of [`CURSOR_PATTERN`].
+fn cursor_form(c: &str) -> bool {
+    let Some((at, id)) = c.split_once('.') else {
+        return false;
+    };
+    let digits = at.strip_prefix('-').unwrap_or(at);
+    (1..=18).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// `?cursor=&limit=` of list endpoints.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page.
+    #[schemars(regex(pattern = CURSOR_PATTERN))]
     pub cursor: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 200))]
     pub limit: Option<String>,
 }
 
@@ -41,7 +63,7 @@ impl PageQuery {
     pub fn parse(&self) -> Result<(Option<Cursor>, u32), ApiError> {
         let cursor = match &self.cursor {
             None => None,
-            Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
+            Some(c) => Some(Cursor::decode(c).filter(|_| cursor_form(c)).ok_or_else(|| {
                 ApiError::bad_request("invalid_cursor", "cursor is not one this service issued")
             })?),
         };
@@ -56,15 +78,27 @@ impl PageQuery {
     }
 }
 
-pub fn device_view(d: &Device) -> Value {
-    json!({
-        "id": d.id,
-        "kind": d.kind,
-        "site": d.site,
-        "public_key": B64.encode(d.public_key),
-        "created_at": d.created_at,
-        "revoked_at": d.revoked_at,
-    })
+/// A registered device.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct DeviceView {
+    pub id: String,
+    pub kind: DeviceKind,
+    pub site: String,
+    /// Ed25519 public key, standard base64.
+    pub public_key: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn device_view(d: &Device) -> DeviceView {
+    DeviceView {
+        id: d.id.clone(),
+        kind: d.kind,
+        site: d.site.clone(),
+        public_key: B64.encode(d.public_key),
+        created_at: d.created_at,
+        revoked_at: d.revoked_at,
+    }
 }
 
 /// `POST /v1/devices`
@@ -88,8 +122,8 @@ async fn register_device(
     req: RegisterDevice,
     idem: Idem,
 ) -> Result<IdempotencyWrite, ApiError> {
-    let site = req.site.trim();
-    if site.is_empty() || site.chars().count() > 200 {
+    let site = crate::api::trim_blank(&req.site);
+    if site.is_empty() || req.site.chars().count() > 200 {
         return Err(ApiError::unprocessable(
             "invalid_site",
             "site must be 1..200 characters",
@@ -116,17 +150,17 @@ pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListPage<DeviceView>>, ApiError> {
     let caller = auth.require(Scope::Devices)?;
     let (cursor, limit) = q.parse()?;
     let page = state
         .store
         .list_devices(&caller.business_id, cursor.as_ref(), limit)
         .await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(device_view).collect::<Vec<_>>(),
-        "next_cursor": page.next.map(|c| c.encode()),
-    })))
+    Ok(Json(ListPage {
+        items: page.items.iter().map(device_view).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }
 
 async fn own_device(state: &AppState, business_id: &str, id: &str) -> Result<Device, ApiError> {
@@ -141,7 +175,7 @@ pub async fn get(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceView>, ApiError> {
     let caller = auth.require(Scope::Devices)?;
     Ok(Json(device_view(
         &own_device(&state, &caller.business_id, &id).await?,
@@ -153,7 +187,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceView>, ApiError> {
     let caller = auth.require(Scope::Devices)?;
     own_device(&state, &caller.business_id, &id).await?;
     if !state

@@ -3,6 +3,7 @@
 //! Requires `Idempotency-Key`: a replay returns the stored response; the same key with a
 //! different body is refused (422).
 
+use crate::api::people::LinkView;
 use crate::api::people::{link_view, linked_event, make_link, LinkRequest};
 use crate::auth::Auth;
 use crate::body::{idempotency_key, ApiJson};
@@ -23,20 +24,56 @@ use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
 use openpalm_engine::{InputKind, Template, DEFAULT_THRESHOLD};
 use openpalm_store::{EnrollmentWrite, IdempotencyRecord};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+
+/// A person, as the caller's business knows them.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct PersonRef {
+    pub pseudonymous_id: String,
+}
+
+/// The consent recorded.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct ConsentGivenView {
+    pub text_version: i64,
+    pub given_at: i64,
+    pub device_id: String,
+    pub site: String,
+}
+
+/// One enrolled hand.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct HandEnrolled {
+    pub hand: HandSide,
+    pub templates: usize,
+    /// Quality of each capture, 0..1.
+    pub quality: Vec<f32>,
+}
+
+/// A new person.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Enrollment {
+    pub enrollment_id: String,
+    pub person: PersonRef,
+    pub consent: ConsentGivenView,
+    pub hands: Vec<HandEnrolled>,
+    pub links: Vec<LinkView>,
+}
 
 /// Most captures accepted per hand.
 pub const MAX_CAPTURES_PER_HAND: usize = 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentGiven {
+    /// The version of the text shown (`GET /v1/consent-texts/current`).
     pub text_version: i64,
+    /// Must be `true`: the person accepted it.
+    #[schemars(extend("const" = true))]
     pub accepted: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Input {
     Roi,
@@ -52,19 +89,23 @@ impl Input {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandCaptures {
     pub hand: HandSide,
+    /// 3..10 captures of this hand, from one kiosk.
+    #[schemars(length(min = 3, max = 10))]
     pub captures: Vec<SealedCaptureWire>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     pub consent: ConsentGiven,
     /// What the reader's captures show: a palm crop (`roi`) or a whole hand (`hand`).
     pub input: Input,
+    /// One or both hands, each once.
+    #[schemars(length(min = 1, max = 2))]
     pub hands: Vec<HandCaptures>,
     #[serde(default)]
     pub links: Vec<LinkRequest>,
@@ -193,23 +234,28 @@ pub async fn enroll(
         device_id: device.id.clone(),
         site: device.site.clone(),
     };
-    let response = json!({
-        "enrollment_id": new_id(prefix::ENROLLMENT),
-        "person": { "pseudonymous_id": pseudonymous_id },
-        "consent": {
-            "text_version": consent.text_version,
-            "given_at": consent.given_at,
-            "device_id": consent.device_id,
-            "site": consent.site,
+    let response = Enrollment {
+        enrollment_id: new_id(prefix::ENROLLMENT),
+        person: PersonRef {
+            pseudonymous_id: pseudonymous_id.clone(),
         },
-        "hands": per_hand.iter().map(|(side, t, q)| json!({
-            "hand": side,
-            "templates": t.len(),
-            "quality": q,
-        })).collect::<Vec<_>>(),
-        "links": links.iter().map(link_view).collect::<Vec<_>>(),
-    });
-    let response_text = response.to_string();
+        consent: ConsentGivenView {
+            text_version: consent.text_version,
+            given_at: consent.given_at,
+            device_id: consent.device_id.clone(),
+            site: consent.site.clone(),
+        },
+        hands: per_hand
+            .iter()
+            .map(|(side, t, q)| HandEnrolled {
+                hand: *side,
+                templates: t.len(),
+                quality: q.clone(),
+            })
+            .collect(),
+        links: links.iter().map(link_view).collect(),
+    };
+    let response_text = serde_json::to_string(&response).map_err(|e| ApiError::internal("response", e))?;
     let events = links.iter().map(|l| linked_event(&pseudonymous_id, l)).collect();
     let write = EnrollmentWrite {
         person: Person {

@@ -25,38 +25,46 @@ use std::collections::{HashMap, HashSet};
 /// The most tickets one bulk call may issue.
 pub const MAX_TICKETS_PER_CALL: usize = 5000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReentryPolicy {
-    /// Re-entries allowed after leaving through an exit gate (0: none).
+    /// Re-entries allowed after leaving through an exit gate (0: none), at most 100.
+    #[schemars(range(max = 100))]
     pub max_reentries: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEvent {
+    /// 1..200 characters, not blank.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub name: String,
+    /// 1..200 characters, not blank.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub site: String,
     pub starts_at: i64,
     pub ends_at: i64,
     pub doors_open_at: i64,
     /// Default: the event's end.
     pub doors_close_at: Option<i64>,
-    /// Gate devices of the palm lanes that admit.
+    /// Gate devices of the palm lanes that admit (live devices of kind gate; 64 gates at most
+    /// with the exit gates, each once).
+    #[schemars(length(min = 1, max = 64))]
     pub gates: Vec<String>,
     /// Gate devices that record a holder leaving (for re-entry).
     #[serde(default)]
+    #[schemars(length(max = 63))]
     pub exit_gates: Vec<String>,
     /// Default: no re-entry.
     pub reentry: Option<ReentryPolicy>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ReentryView {
     pub max_reentries: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EventView {
     pub id: String,
     pub name: String,
@@ -92,7 +100,8 @@ impl From<&Event> for EventView {
 }
 
 /// A list page.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ListPage_{T}")]
 pub struct ListPage<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -125,11 +134,19 @@ async fn create_event(
     req: CreateEvent,
     idem: Idem,
 ) -> Result<IdempotencyWrite, ApiError> {
+    for (field, v) in [("name", &req.name), ("site", &req.site)] {
+        if !openpalm_domain::text_fits(v, 200) {
+            return Err(ApiError::unprocessable(
+                "invalid_event",
+                format!("{field} must be 1..200 characters"),
+            ));
+        }
+    }
     let event = Event {
         id: new_id(prefix::VENUE_EVENT),
         business_id: business_id.to_string(),
-        name: req.name.trim().to_string(),
-        site: req.site.trim().to_string(),
+        name: crate::api::trim_blank(&req.name).to_string(),
+        site: crate::api::trim_blank(&req.site).to_string(),
         starts_at: req.starts_at,
         ends_at: req.ends_at,
         doors_open_at: req.doors_open_at,
@@ -207,7 +224,7 @@ pub async fn get(
 }
 
 /// Who a ticket is for: exactly one of the two.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HolderRef {
     /// The business's pseudonymous ID of the person.
@@ -216,10 +233,12 @@ pub struct HolderRef {
     pub member_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketSpec {
     pub holder: HolderRef,
+    /// 1..100 characters, not blank.
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::api::NOT_BLANK))]
     pub ticket_type: String,
     /// Entry gates it is valid at; default: every entry gate of the event.
     #[serde(default)]
@@ -228,18 +247,19 @@ pub struct TicketSpec {
     pub external_ref: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueTickets {
+    #[schemars(length(min = 1, max = 5000))]
     pub tickets: Vec<TicketSpec>,
 }
 
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, schemars::JsonSchema)]
 pub struct HolderView {
     pub pseudonymous_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TicketView {
     pub id: String,
     pub event_id: String,
@@ -277,14 +297,14 @@ impl TicketView {
 }
 
 /// A ticket the bulk call could not issue, by its index in the request.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RejectedTicket {
     pub index: usize,
     pub code: &'static str,
     pub detail: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct IssuedTickets {
     pub issued: usize,
     pub tickets: Vec<TicketView>,
@@ -450,7 +470,7 @@ async fn issue_tickets(
             business_id: caller.business_id.clone(),
             event_id: event.id.clone(),
             person_id: Some(person_id.clone()),
-            ticket_type: spec.ticket_type.trim().to_string(),
+            ticket_type: crate::api::trim_blank(&spec.ticket_type).to_string(),
             gates: spec.gates,
             external_ref,
             state: TicketState::Issued,
@@ -583,7 +603,7 @@ pub async fn cancel(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferTicket {
     /// The new holder: another member of this business.

@@ -3,6 +3,7 @@
 
 use crate::api::enroll::Input;
 use crate::api::people::link_view;
+use crate::api::people::LinkView;
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::capture;
@@ -17,10 +18,32 @@ use openpalm_domain::ids::{new_id, prefix, Purpose};
 use openpalm_domain::model::MatchLogEntry;
 use openpalm_domain::protocol::SealedCaptureWire;
 use openpalm_engine::IDENTIFICATION_THRESHOLD;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+/// The person identified, as the caller's business knows them.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct IdentifiedPerson {
+    pub pseudonymous_id: String,
+    pub links: Vec<LinkView>,
+}
+
+/// The decision on one capture.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Identification {
+    pub identification_id: String,
+    pub decision: Decision,
+    /// The best score on a match, else 0.
+    pub score: f32,
+    /// `null` unless the decision is a match.
+    pub person: Option<IdentifiedPerson>,
+    pub device_id: String,
+    pub site: String,
+    pub at: i64,
+    /// Quality of the capture, 0..1.
+    pub quality: f32,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentifyRequest {
     pub input: Input,
@@ -32,7 +55,7 @@ pub async fn identify(
     State(state): State<AppState>,
     auth: Auth,
     body: ApiJson<IdentifyRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Identification>, ApiError> {
     let caller = auth.require(Scope::Identify)?.clone();
     let req = body.value;
     let (device, captures) = capture::verify(
@@ -104,21 +127,25 @@ pub async fn identify(
                 .await?
                 .ok_or_else(|| ApiError::internal("membership", "scoped person without membership"))?;
             let links = state.store.links(&caller.business_id, pid).await?;
-            json!({
-                "pseudonymous_id": m.pseudonymous_id,
-                "links": links.iter().map(link_view).collect::<Vec<_>>(),
+            Some(IdentifiedPerson {
+                pseudonymous_id: m.pseudonymous_id,
+                links: links.iter().map(link_view).collect(),
             })
         }
-        None => Value::Null,
+        None => None,
     };
-    Ok(Json(json!({
-        "identification_id": entry.id,
-        "decision": decision,
-        "score": if decision == Decision::Match { entry.score } else { 0.0 },
-        "person": person,
-        "device_id": entry.device_id,
-        "site": entry.site,
-        "at": entry.at,
-        "quality": extraction.quality.score,
-    })))
+    Ok(Json(Identification {
+        identification_id: entry.id,
+        decision,
+        score: if decision == Decision::Match {
+            entry.score
+        } else {
+            0.0
+        },
+        person,
+        device_id: entry.device_id,
+        site: entry.site,
+        at: entry.at,
+        quality: extraction.quality.score,
+    }))
 }

@@ -3,8 +3,8 @@
 //! everyone enrolled, then a pseudonymous ID of this business and its links. The capture is
 //! the person's presence; the answer reveals nothing of their other businesses.
 
-use crate::api::enroll::{check_consent, ConsentGiven, Input};
-use crate::api::people::{link_view, linked_event, make_link, LinkRequest};
+use crate::api::enroll::{check_consent, ConsentGiven, ConsentGivenView, Input, PersonRef};
+use crate::api::people::{link_view, linked_event, make_link, LinkRequest, LinkView};
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::capture;
@@ -22,10 +22,17 @@ use openpalm_domain::now_unix;
 use openpalm_domain::protocol::SealedCaptureWire;
 use openpalm_engine::IDENTIFICATION_THRESHOLD;
 use openpalm_store::IdempotencyWrite;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+/// The person joined this business.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Joined {
+    pub person: PersonRef,
+    pub consent: ConsentGivenView,
+    pub links: Vec<LinkView>,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     pub consent: ConsentGiven,
@@ -138,16 +145,18 @@ async fn run(
         pseudonymous_id: pseudonymous_id.clone(),
         created_at: now,
     };
-    let response = json!({
-        "person": { "pseudonymous_id": pseudonymous_id },
-        "consent": {
-            "text_version": consent.text_version,
-            "given_at": consent.given_at,
-            "device_id": consent.device_id,
-            "site": consent.site,
+    let response = Joined {
+        person: PersonRef {
+            pseudonymous_id: pseudonymous_id.clone(),
         },
-        "links": links.iter().map(link_view).collect::<Vec<_>>(),
-    });
+        consent: ConsentGivenView {
+            text_version: consent.text_version,
+            given_at: consent.given_at,
+            device_id: consent.device_id.clone(),
+            site: consent.site.clone(),
+        },
+        links: links.iter().map(link_view).collect(),
+    };
     let w = idem.write(StatusCode::CREATED, &response);
     let events: Vec<_> = links.iter().map(|l| linked_event(&pseudonymous_id, l)).collect();
     state

@@ -26,7 +26,6 @@ use openpalm_domain::person::{
 };
 use openpalm_store::{Challenge, Session};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 /// A signed-in person.
@@ -73,14 +72,19 @@ async fn session(parts: &Parts, state: &AppState) -> Result<(String, String), Ap
     }
 }
 
-#[derive(Deserialize)]
+/// A phone number as [`normalise_link_value`] takes it.
+pub const PHONE_PATTERN: &str = r"^[ \t\n\r]*\+[ +\-().]*(?:[0-9][ +\-().]*){8,15}[ \t\n\r]*$";
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    /// The phone number in international form, as linked at a business.
+    /// The phone number in international form, as linked at a business: `+`, then 8..15
+    /// digits, spaces, `-`, `(`, `)` or `.` between them.
+    #[schemars(regex(pattern = PHONE_PATTERN))]
     pub phone: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SignInChallenge {
     pub challenge_id: String,
     pub expires_at: i64,
@@ -137,14 +141,14 @@ pub async fn sign_in(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
     pub challenge_id: String,
     pub code: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SessionView {
     /// `ops_...`: send as `Authorization: Bearer`; shown once.
     pub token: String,
@@ -214,19 +218,19 @@ pub async fn end_session(State(state): State<AppState>, me: PersonAuth) -> Resul
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct HandView {
     pub hand: String,
     pub templates: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EnrollmentView {
     pub enrolled_at: i64,
     pub hands: Vec<HandView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ConsentView {
     pub business_id: String,
     pub business_name: String,
@@ -238,7 +242,8 @@ pub struct ConsentView {
     pub device_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PersonLinkView")]
 pub struct LinkView {
     pub kind: LinkKind,
     /// The member ID or processor token; `null` for a phone (kept only as a keyed hash).
@@ -246,7 +251,7 @@ pub struct LinkView {
     pub created_at: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct BusinessView {
     pub business_id: String,
     pub name: String,
@@ -257,14 +262,14 @@ pub struct BusinessView {
     pub offers_opted_in: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PurchaseView {
     pub business_name: String,
     #[serde(flatten)]
     pub payment: PaymentView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EntryView {
     pub business_id: String,
     pub event_id: String,
@@ -275,7 +280,7 @@ pub struct EntryView {
     pub at: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct MatchView {
     pub business_id: String,
     pub business_name: String,
@@ -287,7 +292,7 @@ pub struct MatchView {
 }
 
 /// Everything the service holds about a person and did with their palm.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct MeView {
     pub enrollment: EnrollmentView,
     pub consents: Vec<ConsentView>,
@@ -467,14 +472,14 @@ pub async fn me(State(state): State<AppState>, me: PersonAuth) -> Result<Json<Me
     Ok(Json(gather(&state, &me.person_id, None).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ExportQuery {
     /// Only what concerns this business.
     pub business: Option<String>,
 }
 
 /// The portable export (GDPR Art. 20).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Export {
     pub format: &'static str,
     pub exported_at: i64,
@@ -514,10 +519,17 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffersChoice {
     pub opted_in: bool,
+}
+
+/// My choice on one business's offers.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct OffersChoiceView {
+    pub business_id: String,
+    pub offers_opted_in: bool,
 }
 
 /// `PUT /v1/me/businesses/{business_id}/offers`
@@ -526,7 +538,7 @@ pub async fn offers(
     me: PersonAuth,
     Path(business_id): Path<String>,
     body: ApiJson<OffersChoice>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<OffersChoiceView>, ApiError> {
     state
         .store
         .membership(&business_id, &me.person_id)
@@ -541,9 +553,10 @@ pub async fn offers(
             state.clock_now(),
         )
         .await?;
-    Ok(Json(
-        json!({ "business_id": business_id, "offers_opted_in": body.value.opted_in }),
-    ))
+    Ok(Json(OffersChoiceView {
+        business_id,
+        offers_opted_in: body.value.opted_in,
+    }))
 }
 
 /// `PUT /v1/me/businesses/{business_id}/payment-settings`: the person sets their own limits
@@ -574,7 +587,7 @@ pub async fn delete(State(state): State<AppState>, me: PersonAuth) -> Result<Jso
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct CancellationView {
     /// `cancelling` (the palm no longer works; waiting for open payments) or `deleted`.
     pub state: &'static str,
@@ -655,14 +668,14 @@ pub async fn audit(
 
 /// How long each kind of data is kept, and why: published for everyone (BIPA asks for a
 /// written retention schedule).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RetentionPolicy {
     pub version: u32,
     pub items: Vec<RetentionItem>,
     pub notice: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RetentionItem {
     pub data: &'static str,
     pub kept: &'static str,

@@ -24,6 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,43 @@ pub enum Access {
     Person,
 }
 
+/// How a type's JSON Schema is made: each request and response type derives
+/// [`schemars::JsonSchema`], so the document describes what the handlers parse and build.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// The schema of `T`, as a reference into `#/components/schemas/` where it is named.
+pub fn s<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+pub use openpalm_domain::{trim_blank, NOT_BLANK};
+
+/// A list that is not paged.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ListItems_{T}")]
+pub struct ListItems<T> {
+    pub items: Vec<T>,
+}
+
+/// An OpenAPI link from a route's success response to another operation.
+#[derive(Clone, Copy, Debug)]
+pub struct Link {
+    /// The operation it leads to.
+    pub operation_id: &'static str,
+    /// The parameter (path or query) of that operation.
+    pub parameter: &'static str,
+    /// A runtime expression, e.g. `$response.body#/id`.
+    pub value: &'static str,
+}
+
+const fn link(operation_id: &'static str, parameter: &'static str, value: &'static str) -> Link {
+    Link {
+        operation_id,
+        parameter,
+        value,
+    }
+}
+
 /// One documented route.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteDoc {
@@ -43,20 +81,27 @@ pub struct RouteDoc {
     pub operation_id: &'static str,
     pub summary: &'static str,
     pub access: Access,
-    /// Name of the request body schema, if the route takes a body.
-    pub body: Option<&'static str>,
+    /// The request body's type, if the route takes a body.
+    pub body: Option<SchemaFn>,
+    /// The type of the success response's body (`None`: no body, e.g. 204).
+    pub response: Option<SchemaFn>,
     /// Success status.
     pub ok: u16,
+    /// Another non-problem answer: its status and body (a refund the processor refused).
+    pub alt: Option<(u16, SchemaFn)>,
     /// Whether `Idempotency-Key` is required.
     pub idempotent: bool,
-    /// Whether the route takes `cursor` and `limit`.
-    pub paged: bool,
+    /// The query parameters: the properties of this type.
+    pub query: Option<SchemaFn>,
+    /// Operations a client can follow from the success response.
+    pub links: &'static [Link],
 }
 
 const fn doc(
     method: &'static str,
     path: &'static str,
     operation_id: &'static str,
+    response: Option<SchemaFn>,
     summary: &'static str,
     access: Access,
 ) -> RouteDoc {
@@ -67,9 +112,12 @@ const fn doc(
         summary,
         access,
         body: None,
+        response,
         ok: 200,
+        alt: None,
         idempotent: false,
-        paged: false,
+        query: None,
+        links: &[],
     }
 }
 
@@ -78,14 +126,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     use Access::*;
     vec![
         (
-            doc("get", "/v1/health", "health", "Liveness and gallery size", Public),
+            doc("get", "/v1/health", "health", Some(s::<public::Health>), "Liveness and gallery size", Public),
             get(public::health),
         ),
         (
             doc(
                 "get",
                 "/v1/service-key",
-                "getServiceKey",
+                "getServiceKey", Some(s::<public::ServiceKey>),
                 "The HPKE public key readers seal captures to",
                 Public,
             ),
@@ -95,24 +143,25 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/consent-texts/current",
-                "getCurrentConsentText",
+                "getCurrentConsentText", Some(s::<openpalm_domain::model::ConsentText>),
                 "The consent text a kiosk shows before enrollment",
                 Public,
             ),
             get(public::consent_text),
         ),
         (
-            doc("get", "/openapi.json", "getOpenApi", "This document", Public),
+            doc("get", "/openapi.json", "getOpenApi", Some(s::<openapi::OpenApiDocument>), "This document", Public),
             get(public::openapi),
         ),
         (
             RouteDoc {
-                body: Some("CreateBusiness"),
+                body: Some(s::<admin::CreateBusiness>),
                 ok: 201,
-                ..doc(
+                links: const { &[link("rotateApiKey", "id", "$response.body#/api_key/id"), link("revokeApiKey", "id", "$response.body#/api_key/id")] },
+..doc(
                     "post",
                     "/v1/businesses",
-                    "createBusiness",
+                    "createBusiness", Some(s::<admin::BusinessCreated>),
                     "Create a business and its first API key (shown once); admin token",
                     Admin,
                 )
@@ -123,7 +172,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/api-keys",
-                "listApiKeys",
+                "listApiKeys", Some(s::<admin::KeyList>),
                 "The business's API keys (never their secrets)",
                 ApiKey,
             ),
@@ -131,13 +180,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("CreateApiKey"),
+                body: Some(s::<admin::CreateKey>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("rotateApiKey", "id", "$response.body#/id"), link("revokeApiKey", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/api-keys",
-                    "createApiKey",
+                    "createApiKey", Some(s::<admin::NewKeyView>),
                     "Create an API key (shown once)",
                     ApiKey,
                 )
@@ -145,13 +195,13 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             post(admin::create_key),
         ),
         (
-            RouteDoc {
+            RouteDoc { links: const { &[link("revokeApiKey", "id", "$response.body#/id")] },
                 ok: 201,
                 idempotent: true,
                 ..doc(
                     "post",
                     "/v1/api-keys/{id}/rotate",
-                    "rotateApiKey",
+                    "rotateApiKey", Some(s::<admin::NewKeyView>),
                     "Replace a key by a new one with the same scopes",
                     ApiKey,
                 )
@@ -162,7 +212,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "post",
                 "/v1/api-keys/{id}/revoke",
-                "revokeApiKey",
+                "revokeApiKey", Some(s::<admin::KeyView>),
                 "Revoke a key",
                 ApiKey,
             ),
@@ -172,7 +222,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/summary",
-                "getSummary",
+                "getSummary", Some(s::<summary::SummaryView>),
                 "The business today: members and links, entries by event and reason, payments approved, declined and captured (any key)",
                 ApiKey,
             ),
@@ -180,13 +230,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("RegisterDevice"),
+                body: Some(s::<devices::RegisterDevice>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("getDevice", "id", "$response.body#/id"), link("revokeDevice", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/devices",
-                    "registerDevice",
+                    "registerDevice", Some(s::<devices::DeviceView>),
                     "Register a kiosk, gate or checkout with its Ed25519 public key",
                     ApiKey,
                 )
@@ -195,11 +246,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<devices::PageQuery>),
                 ..doc(
                     "get",
                     "/v1/devices",
-                    "listDevices",
+                    "listDevices", Some(s::<events::ListPage<devices::DeviceView>>),
                     "The business's devices, oldest first",
                     ApiKey,
                 )
@@ -207,14 +258,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             get(devices::list),
         ),
         (
-            doc("get", "/v1/devices/{id}", "getDevice", "One device", ApiKey),
+            doc("get", "/v1/devices/{id}", "getDevice", Some(s::<devices::DeviceView>), "One device", ApiKey),
             get(devices::get),
         ),
         (
             doc(
                 "post",
                 "/v1/devices/{id}/revoke",
-                "revokeDevice",
+                "revokeDevice", Some(s::<devices::DeviceView>),
                 "Revoke a device: its captures are refused from now on",
                 ApiKey,
             ),
@@ -222,13 +273,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("EnrollRequest"),
+                body: Some(s::<enroll::EnrollRequest>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("listLinks", "pseudonymous_id", "$response.body#/person/pseudonymous_id"), link("createLink", "pseudonymous_id", "$response.body#/person/pseudonymous_id"), link("getMatchLog", "pseudonymous_id", "$response.body#/person/pseudonymous_id"), link("erasePerson", "pseudonymous_id", "$response.body#/person/pseudonymous_id")] },
+..doc(
                     "post",
                     "/v1/enrollments",
-                    "enroll",
+                    "enroll", Some(s::<enroll::Enrollment>),
                     "Enroll a person at a kiosk: consent and sealed captures",
                     ApiKey,
                 )
@@ -237,11 +289,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("IdentifyRequest"),
+                body: Some(s::<identify::IdentifyRequest>),
                 ..doc(
                     "post",
                     "/v1/identifications",
-                    "identify",
+                    "identify", Some(s::<identify::Identification>),
                     "Identify a person from one sealed capture, in the caller's scope",
                     ApiKey,
                 )
@@ -249,14 +301,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             post(identify::identify),
         ),
         (
-            RouteDoc {
-                body: Some("LinkRequest"),
+            RouteDoc { links: const { &[link("listLinks", "pseudonymous_id", "$request.path.pseudonymous_id"), link("deleteLink", "pseudonymous_id", "$request.path.pseudonymous_id"), link("deleteLink", "link_id", "$response.body#/id")] },
+                body: Some(s::<people::LinkRequest>),
                 ok: 201,
                 idempotent: true,
                 ..doc(
                     "post",
                     "/v1/people/{pseudonymous_id}/links",
-                    "createLink",
+                    "createLink", Some(s::<people::LinkView>),
                     "Link a member ID, payment token or phone to a person",
                     ApiKey,
                 )
@@ -267,7 +319,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/people/{pseudonymous_id}/links",
-                "listLinks",
+                "listLinks", Some(s::<people::LinkList>),
                 "The caller's links of a person",
                 ApiKey,
             ),
@@ -277,7 +329,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "delete",
                 "/v1/people/{pseudonymous_id}/links/{link_id}",
-                "deleteLink",
+                "deleteLink", Some(s::<people::LinkDeleted>),
                 "Remove one of the caller's links of a person (webhook person.unlinked)",
                 ApiKey,
             ),
@@ -285,11 +337,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<devices::PageQuery>),
                 ..doc(
                     "get",
                     "/v1/people/{pseudonymous_id}/match-log",
-                    "getMatchLog",
+                    "getMatchLog", Some(s::<events::ListPage<people::LogView>>),
                     "The caller's identifications of a person, oldest first",
                     ApiKey,
                 )
@@ -300,7 +352,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "post",
                 "/v1/people/{pseudonymous_id}/erase",
-                "erasePerson",
+                "erasePerson", Some(s::<people::RemovedFromBusiness>),
                 "Remove the person from this business's scope (erasing everywhere is the person's own right, or the operator's)",
                 ApiKey,
             ),
@@ -308,11 +360,12 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("OperatorErasure"),
-                ..doc(
+                body: Some(s::<people::OperatorErasure>),
+                links: const { &[link("deletionReceipt", "id", "$response.body#/receipt/receipt_id")] },
+..doc(
                     "post",
                     "/v1/operator/erasures",
-                    "operatorErasure",
+                    "operatorErasure", Some(s::<people::OperatorErased>),
                     "On a verified request to the operator: erase a person everywhere (crypto-shredding)",
                     Admin,
                 )
@@ -321,13 +374,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("JoinRequest"),
+                body: Some(s::<join::JoinRequest>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("listLinks", "pseudonymous_id", "$response.body#/person/pseudonymous_id"), link("getMatchLog", "pseudonymous_id", "$response.body#/person/pseudonymous_id")] },
+..doc(
                     "post",
                     "/v1/memberships",
-                    "joinBusiness",
+                    "joinBusiness", Some(s::<join::Joined>),
                     "A person already enrolled elsewhere joins this business, present at its kiosk",
                     ApiKey,
                 )
@@ -336,13 +390,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("CreateWebhookEndpoint"),
+                body: Some(s::<webhooks::CreateEndpoint>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("listWebhookDeliveries", "id", "$response.body#/id"), link("deleteWebhookEndpoint", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/webhook-endpoints",
-                    "createWebhookEndpoint",
+                    "createWebhookEndpoint", Some(s::<webhooks::NewEndpoint>),
                     "Register a URL for signed webhooks (Standard Webhooks); its secret is shown once",
                     ApiKey,
                 )
@@ -353,7 +408,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/webhook-endpoints",
-                "listWebhookEndpoints",
+                "listWebhookEndpoints", Some(s::<ListItems<webhooks::EndpointView>>),
                 "The business's webhook endpoints (never their secrets)",
                 ApiKey,
             ),
@@ -363,31 +418,32 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "delete",
                 "/v1/webhook-endpoints/{id}",
-                "deleteWebhookEndpoint",
+                "deleteWebhookEndpoint", Some(s::<webhooks::EndpointDeleted>),
                 "Stop sending to an endpoint; its pending deliveries are cancelled",
                 ApiKey,
             ),
             delete(webhooks::delete),
         ),
         (
-            doc(
+            RouteDoc { query: Some(s::<webhooks::LimitQuery>), ..doc(
                 "get",
                 "/v1/webhook-endpoints/{id}/deliveries",
-                "listWebhookDeliveries",
+                "listWebhookDeliveries", Some(s::<ListItems<webhooks::DeliveryView>>),
                 "An endpoint's latest deliveries, newest first: state, attempts, last status",
                 ApiKey,
-            ),
+            ) },
             get(webhooks::deliveries),
         ),
         (
             RouteDoc {
-                body: Some("CreateEvent"),
+                body: Some(s::<events::CreateEvent>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("getEvent", "id", "$response.body#/id"), link("issueTickets", "id", "$response.body#/id"), link("listTickets", "id", "$response.body#/id"), link("listEntries", "id", "$response.body#/id"), link("getEventCounts", "id", "$response.body#/id"), link("manualEntry", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/events",
-                    "createEvent",
+                    "createEvent", Some(s::<events::EventView>),
                     "Create an event at a site with the gates of its palm lanes and a re-entry policy",
                     ApiKey,
                 )
@@ -396,24 +452,24 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
-                ..doc("get", "/v1/events", "listEvents", "The business's events, oldest first", ApiKey)
+                query: Some(s::<devices::PageQuery>),
+                ..doc("get", "/v1/events", "listEvents", Some(s::<events::ListPage<events::EventView>>), "The business's events, oldest first", ApiKey)
             },
             get(events::list),
         ),
         (
-            doc("get", "/v1/events/{id}", "getEvent", "One event", ApiKey),
+            doc("get", "/v1/events/{id}", "getEvent", Some(s::<events::EventView>), "One event", ApiKey),
             get(events::get),
         ),
         (
-            RouteDoc {
-                body: Some("IssueTickets"),
+            RouteDoc { links: const { &[link("getTicket", "id", "$response.body#/tickets/0/id"), link("cancelTicket", "id", "$response.body#/tickets/0/id"), link("transferTicket", "id", "$response.body#/tickets/0/id")] },
+                body: Some(s::<events::IssueTickets>),
                 ok: 201,
                 idempotent: true,
                 ..doc(
                     "post",
                     "/v1/events/{id}/tickets",
-                    "issueTickets",
+                    "issueTickets", Some(s::<events::IssuedTickets>),
                     "Issue up to 5000 tickets to members (by pseudonymous ID or linked member ID); each refused one is listed with its reason",
                     ApiKey,
                 )
@@ -422,11 +478,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<devices::PageQuery>),
                 ..doc(
                     "get",
                     "/v1/events/{id}/tickets",
-                    "listTickets",
+                    "listTickets", Some(s::<events::ListPage<events::TicketView>>),
                     "An event's tickets, oldest first",
                     ApiKey,
                 )
@@ -434,14 +490,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             get(events::list_tickets),
         ),
         (
-            doc("get", "/v1/tickets/{id}", "getTicket", "One ticket", ApiKey),
+            doc("get", "/v1/tickets/{id}", "getTicket", Some(s::<events::TicketView>), "One ticket", ApiKey),
             get(events::get_ticket),
         ),
         (
             doc(
                 "post",
                 "/v1/tickets/{id}/cancel",
-                "cancelTicket",
+                "cancelTicket", Some(s::<events::TicketView>),
                 "Cancel a ticket: it admits nobody from now on",
                 ApiKey,
             ),
@@ -449,13 +505,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("TransferTicket"),
+                body: Some(s::<events::TransferTicket>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("getTicket", "id", "$response.body#/id"), link("cancelTicket", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/tickets/{id}/transfer",
-                    "transferTicket",
+                    "transferTicket", Some(s::<events::TicketView>),
                     "Transfer an unused ticket to another member: the old one becomes transferred, a new one is issued",
                     ApiKey,
                 )
@@ -464,11 +521,12 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("GateRequest"),
-                ..doc(
+                body: Some(s::<lane::GateRequest>),
+                links: const { &[link("overrideEntry", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/entries",
-                    "enterEvent",
+                    "enterEvent", Some(s::<lane::view::PassageView>),
                     "A palm at an entry gate: admit or deny with a reason, among the event's ticket holders",
                     ApiKey,
                 )
@@ -477,11 +535,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("GateRequest"),
+                body: Some(s::<lane::GateRequest>),
                 ..doc(
                     "post",
                     "/v1/exits",
-                    "exitEvent",
+                    "exitEvent", Some(s::<lane::view::PassageView>),
                     "A palm at an exit gate: the holder's leaving is recorded (re-entry counts on it)",
                     ApiKey,
                 )
@@ -490,13 +548,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("OverrideRequest"),
+                body: Some(s::<lane::attendant::OverrideRequest>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("overrideEntry", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/entries/{id}/override",
-                    "overrideEntry",
+                    "overrideEntry", Some(s::<lane::view::PassageView>),
                     "An attendant admits or denies by hand, with a note; recorded with who, when and why",
                     ApiKey,
                 )
@@ -505,13 +564,13 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("ManualEntryRequest"),
+                body: Some(s::<lane::attendant::ManualEntryRequest>),
                 ok: 201,
                 idempotent: true,
                 ..doc(
                     "post",
                     "/v1/events/{id}/manual-entries",
-                    "manualEntry",
+                    "manualEntry", Some(s::<lane::view::PassageView>),
                     "The lane's manual fallback: an attendant admits on the ordinary ticket, under the same rules",
                     ApiKey,
                 )
@@ -520,11 +579,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<devices::PageQuery>),
                 ..doc(
                     "get",
                     "/v1/events/{id}/entries",
-                    "listEntries",
+                    "listEntries", Some(s::<events::ListPage<lane::view::PassageView>>),
                     "Every decision at an event's lanes, oldest first",
                     ApiKey,
                 )
@@ -535,7 +594,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/events/{id}/counts",
-                "getEventCounts",
+                "getEventCounts", Some(s::<lane::counts::EventCountsView>),
                 "Live counts: tickets per state, inside now, decisions per gate and reason",
                 ApiKey,
             ),
@@ -543,13 +602,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("CreatePayment"),
+                body: Some(s::<payments::CreatePayment>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                links: const { &[link("getPayment", "id", "$response.body#/id"), link("voidPayment", "id", "$response.body#/id"), link("capturePayment", "id", "$response.body#/id"), link("payByPalm", "id", "$response.body#/id"), link("paymentReceipt", "id", "$response.body#/id"), link("refundPayment", "id", "$response.body#/id")] },
+..doc(
                     "post",
                     "/v1/payments",
-                    "createPayment",
+                    "createPayment", Some(s::<payments::view::PaymentView>),
                     "The point of sale opens a payment for a checkout device: amount, currency, its order reference",
                     ApiKey,
                 )
@@ -558,11 +618,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<payments::ListQuery>),
                 ..doc(
                     "get",
                     "/v1/payments",
-                    "listPayments",
+                    "listPayments", Some(s::<payments::view::PaymentPage>),
                     "The store's payments, oldest first; status (or outstanding) and customer filters",
                     ApiKey,
                 )
@@ -570,16 +630,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             get(payments::list),
         ),
         (
-            doc("get", "/v1/payments/{id}", "getPayment", "One payment", ApiKey),
+            doc("get", "/v1/payments/{id}", "getPayment", Some(s::<payments::view::PaymentView>), "One payment", ApiKey),
             get(payments::get),
         ),
         (
             RouteDoc {
-                body: Some("PalmRequest"),
+                body: Some(s::<payments::checkout::PalmRequest>),
                 ..doc(
                     "post",
                     "/v1/payments/{id}/palm",
-                    "payByPalm",
+                    "payByPalm", Some(s::<payments::view::CheckoutAnswer>),
                     "The checkout's palm: approved, declined, step_up_required, not_recognised or ambiguous",
                     ApiKey,
                 )
@@ -588,11 +648,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("StepUpRequest"),
+                body: Some(s::<payments::checkout::StepUpRequest>),
                 ..doc(
                     "post",
                     "/v1/payments/{id}/step-up",
-                    "stepUp",
+                    "stepUp", Some(s::<payments::view::CheckoutAnswer>),
                     "The step-up code the person entered at the checkout (attempts limited)",
                     ApiKey,
                 )
@@ -601,11 +661,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("CaptureRequest"),
+                body: Some(s::<payments::CaptureRequest>),
                 ..doc(
                     "post",
                     "/v1/payments/{id}/capture",
-                    "capturePayment",
+                    "capturePayment", Some(s::<payments::view::PaymentView>),
                     "Capture in full or in part once the goods are handed over (the rest is released)",
                     ApiKey,
                 )
@@ -616,7 +676,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "post",
                 "/v1/payments/{id}/void",
-                "voidPayment",
+                "voidPayment", Some(s::<payments::view::PaymentView>),
                 "Cancel a payment before capture; an authorisation is released",
                 ApiKey,
             ),
@@ -624,13 +684,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("RefundRequest"),
+                body: Some(s::<payments::RefundRequest>),
                 ok: 201,
                 idempotent: true,
-                ..doc(
+                alt: Some((409, s::<payments::view::RefundAnswer>)),
+..doc(
                     "post",
                     "/v1/payments/{id}/refunds",
-                    "refundPayment",
+                    "refundPayment", Some(s::<payments::view::RefundAnswer>),
                     "Refund part or all of what was captured; several refunds, never above it",
                     ApiKey,
                 )
@@ -641,7 +702,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/payments/{id}/receipt",
-                "paymentReceipt",
+                "paymentReceipt", Some(s::<payments::view::Receipt>),
                 "The receipt: store, site, amounts captured and refunded, card's last four digits",
                 ApiKey,
             ),
@@ -649,11 +710,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                paged: true,
+                query: Some(s::<devices::PageQuery>),
                 ..doc(
                     "get",
                     "/v1/people/{pseudonymous_id}/payments",
-                    "personPayments",
+                    "personPayments", Some(s::<payments::view::PaymentPage>),
                     "The store's purchase history with one person, oldest first",
                     ApiKey,
                 )
@@ -662,11 +723,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("PaymentSettings"),
+                body: Some(s::<payments::PutSettings>),
                 ..doc(
                     "put",
                     "/v1/people/{pseudonymous_id}/payment-settings",
-                    "putPaymentSettings",
+                    "putPaymentSettings", Some(s::<payments::view::SettingsView>),
                     "The person's safeguards at this store: limits per payment and per day, step-up above an amount",
                     ApiKey,
                 )
@@ -677,7 +738,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/people/{pseudonymous_id}/payment-settings",
-                "getPaymentSettings",
+                "getPaymentSettings", Some(s::<payments::view::SettingsView>),
                 "The person's safeguards at this store (never the code)",
                 ApiKey,
             ),
@@ -685,11 +746,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("OffersConsent"),
+                body: Some(s::<payments::offers::OffersConsent>),
                 ..doc(
                     "put",
                     "/v1/people/{pseudonymous_id}/offers-consent",
-                    "putOffersConsent",
+                    "putOffersConsent", Some(s::<payments::offers::OffersConsentView>),
                     "The person opts in to (or out of) this store's offers",
                     ApiKey,
                 )
@@ -698,13 +759,13 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("CreateOffer"),
+                body: Some(s::<payments::offers::CreateOffer>),
                 ok: 201,
                 idempotent: true,
                 ..doc(
                     "post",
                     "/v1/offers",
-                    "createOffer",
+                    "createOffer", Some(s::<payments::offers::OfferView>),
                     "An offer rule: so many purchases, so much spent, within a window",
                     ApiKey,
                 )
@@ -712,14 +773,14 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             post(payments::offers::create),
         ),
         (
-            doc("get", "/v1/offers", "listOffers", "The store's offer rules", ApiKey),
+            doc("get", "/v1/offers", "listOffers", Some(s::<payments::offers::OfferList>), "The store's offer rules", ApiKey),
             get(payments::offers::list),
         ),
         (
             doc(
                 "get",
                 "/v1/people/{pseudonymous_id}/offers",
-                "personOffers",
+                "personOffers", Some(s::<payments::offers::PersonOffers>),
                 "Offers for a person who opted in, from this store's own payments with them only",
                 ApiKey,
             ),
@@ -729,7 +790,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/retention-policy",
-                "retentionPolicy",
+                "retentionPolicy", Some(s::<me::RetentionPolicy>),
                 "What is kept, for how long, and when it is destroyed; the privacy notice",
                 Public,
             ),
@@ -737,12 +798,12 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("SignInRequest"),
+                body: Some(s::<me::SignInRequest>),
                 ok: 202,
                 ..doc(
                     "post",
                     "/v1/me/sign-in",
-                    "personSignIn",
+                    "personSignIn", Some(s::<me::SignInChallenge>),
                     "A one-time code to the phone the person linked (the answer never says whether it is enrolled)",
                     Public,
                 )
@@ -751,12 +812,12 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("SessionRequest"),
+                body: Some(s::<me::SessionRequest>),
                 ok: 201,
                 ..doc(
                     "post",
                     "/v1/me/sessions",
-                    "personSession",
+                    "personSession", Some(s::<me::SessionView>),
                     "The code for a short-lived session (attempts limited)",
                     Public,
                 )
@@ -766,7 +827,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         (
             RouteDoc {
                 ok: 204,
-                ..doc("delete", "/v1/me/session", "personSignOut", "End this session", Person)
+                ..doc("delete", "/v1/me/session", "personSignOut", None, "End this session", Person)
             },
             delete(me::end_session),
         ),
@@ -774,20 +835,20 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/me",
-                "personData",
+                "personData", Some(s::<me::MeView>),
                 "Everything held about me: enrollment, consents with their text, businesses and links, purchases, entries, every identification",
                 Person,
             ),
             get(me::me),
         ),
         (
-            doc(
+            RouteDoc { query: Some(s::<me::ExportQuery>), ..doc(
                 "get",
                 "/v1/me/export",
-                "personExport",
+                "personExport", Some(s::<me::Export>),
                 "All of it as one JSON document (optionally for one business)",
                 Person,
-            ),
+            ) },
             get(me::export),
         ),
         (
@@ -796,7 +857,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 ..doc(
                     "delete",
                     "/v1/me/businesses/{business_id}",
-                    "personLeaveBusiness",
+                    "personLeaveBusiness", None,
                     "Leave one business (withdrawing its consent); the others are unaffected",
                     Person,
                 )
@@ -805,11 +866,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("OffersConsent"),
+                body: Some(s::<payments::offers::OffersConsent>),
                 ..doc(
                     "put",
                     "/v1/me/businesses/{business_id}/offers",
-                    "personOffersChoice",
+                    "personOffersChoice", Some(s::<me::OffersChoiceView>),
                     "Opt in to or out of one business's offers",
                     Person,
                 )
@@ -818,11 +879,11 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             RouteDoc {
-                body: Some("PaymentSettings"),
+                body: Some(s::<payments::PutSettings>),
                 ..doc(
                     "put",
                     "/v1/me/businesses/{business_id}/payment-settings",
-                    "personPaymentSettings",
+                    "personPaymentSettings", Some(s::<payments::view::SettingsView>),
                     "Set my own limits per payment and per day, and my step-up code, at one store",
                     Person,
                 )
@@ -830,20 +891,20 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             put(me::payment_settings),
         ),
         (
-            doc(
+            RouteDoc { links: const { &[link("deletionReceipt", "id", "$response.body#/receipt/receipt_id")] }, ..doc(
                 "post",
                 "/v1/me/delete",
-                "personDelete",
+                "personDelete", Some(s::<openpalm_domain::person::SignedReceipt>),
                 "Delete my data everywhere now; the answer is a deletion receipt signed by the service",
                 Person,
-            ),
+            ) },
             post(me::delete),
         ),
         (
             doc(
                 "get",
                 "/v1/me/audit",
-                "personAudit",
+                "personAudit", Some(s::<Vec<openpalm_domain::audit::AuditRecord>>),
                 "Every audit record about me: who did what with my data, when, with which request",
                 Person,
             ),
@@ -853,7 +914,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "post",
                 "/v1/me/cancel",
-                "personCancel",
+                "personCancel", Some(s::<me::CancellationView>),
                 "Cancel my account: the palm stops working at once; deletion follows once open payments are settled",
                 Person,
             ),
@@ -863,7 +924,7 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             doc(
                 "get",
                 "/v1/deletion-receipts/{id}",
-                "deletionReceipt",
+                "deletionReceipt", Some(s::<openpalm_domain::person::SignedReceipt>),
                 "A deletion receipt signed by the service (it names nobody: the subject is a hash)",
                 Public,
             ),

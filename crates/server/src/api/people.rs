@@ -2,6 +2,7 @@
 //! the match log.
 
 use crate::api::devices::PageQuery;
+use crate::api::events::ListPage;
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::idempotency::{self, request_hash, store_error};
@@ -12,18 +13,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use openpalm_domain::apikey::Scope;
+use openpalm_domain::decision::Decision;
 use openpalm_domain::ids::{new_id, prefix};
 use openpalm_domain::model::{normalise_link_value, Link, LinkKind, MatchLogEntry, Membership, OutboxEvent};
 use openpalm_domain::now_unix;
+use openpalm_domain::person::SignedReceipt;
 use openpalm_domain::webhook::EventType;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub kind: LinkKind,
     /// Member ID, processor token, or phone number in international form.
+    #[schemars(length(min = 1))]
     pub value: String,
 }
 
@@ -52,12 +56,70 @@ pub fn make_link(
 }
 
 /// A link as its business sees it; a phone shows only that it is linked.
-pub fn link_view(l: &Link) -> Value {
+pub fn link_view(l: &Link) -> LinkView {
     let value = match l.kind {
-        LinkKind::Phone => Value::Null,
-        _ => Value::String(l.value.clone()),
+        LinkKind::Phone => None,
+        _ => Some(l.value.clone()),
     };
-    json!({ "id": l.id, "kind": l.kind, "value": value, "created_at": l.created_at })
+    LinkView {
+        id: l.id.clone(),
+        kind: l.kind,
+        value,
+        created_at: l.created_at,
+    }
+}
+
+/// A link as its business sees it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct LinkView {
+    pub id: String,
+    pub kind: LinkKind,
+    /// The member ID or token; `null` for a phone (only that one is linked shows).
+    pub value: Option<String>,
+    pub created_at: i64,
+}
+
+/// A removed link.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct LinkDeleted {
+    #[serde(flatten)]
+    pub link: LinkView,
+    pub deleted: bool,
+}
+
+/// A person's links.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct LinkList {
+    pub items: Vec<LinkView>,
+}
+
+/// One identification in the match log.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct LogView {
+    pub id: String,
+    pub decision: Decision,
+    pub device_id: String,
+    pub site: String,
+    pub at: i64,
+    pub score: f32,
+    pub event_id: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// The person left this business's scope.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct RemovedFromBusiness {
+    pub pseudonymous_id: String,
+    pub removed_from: String,
+    pub erased_everywhere: bool,
+}
+
+/// The person was erased everywhere.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct OperatorErased {
+    pub pseudonymous_id: String,
+    pub erased: bool,
+    pub receipt: SignedReceipt,
 }
 
 /// The `person.linked` event of a new link, for the business that made it.
@@ -122,7 +184,7 @@ pub async fn delete_link(
     State(state): State<AppState>,
     auth: Auth,
     Path((pid, link_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkDeleted>, ApiError> {
     let caller = auth.require(Scope::People)?;
     let m = member(&state, &caller.business_id, &pid).await?;
     let link = state
@@ -151,9 +213,10 @@ pub async fn delete_link(
         return Err(ApiError::not_found("link"));
     }
     state.webhook_wakeup.notify_one();
-    let mut v = link_view(&link);
-    v["deleted"] = Value::Bool(true);
-    Ok(Json(v))
+    Ok(Json(LinkDeleted {
+        link: link_view(&link),
+        deleted: true,
+    }))
 }
 
 /// `GET /v1/people/{pseudonymous_id}/links`
@@ -161,26 +224,26 @@ pub async fn list_links(
     State(state): State<AppState>,
     auth: Auth,
     Path(pid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkList>, ApiError> {
     let caller = auth.require(Scope::People)?;
     let m = member(&state, &caller.business_id, &pid).await?;
     let links = state.store.links(&caller.business_id, &m.person_id).await?;
-    Ok(Json(
-        json!({ "items": links.iter().map(link_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(LinkList {
+        items: links.iter().map(link_view).collect(),
+    }))
 }
 
-pub fn log_view(e: &MatchLogEntry) -> Value {
-    json!({
-        "id": e.id,
-        "decision": e.decision,
-        "device_id": e.device_id,
-        "site": e.site,
-        "at": e.at,
-        "score": e.score,
-        "event_id": e.event_id,
-        "outcome": e.outcome,
-    })
+pub fn log_view(e: &MatchLogEntry) -> LogView {
+    LogView {
+        id: e.id.clone(),
+        decision: e.decision,
+        device_id: e.device_id.clone(),
+        site: e.site.clone(),
+        at: e.at,
+        score: e.score,
+        event_id: e.event_id.clone(),
+        outcome: e.outcome.clone(),
+    }
 }
 
 /// `GET /v1/people/{pseudonymous_id}/match-log?cursor=&limit=`: this business's
@@ -190,7 +253,7 @@ pub async fn match_log(
     auth: Auth,
     Path(pid): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListPage<LogView>>, ApiError> {
     let caller = auth.require(Scope::People)?;
     let (cursor, limit) = q.parse()?;
     let m = member(&state, &caller.business_id, &pid).await?;
@@ -198,10 +261,10 @@ pub async fn match_log(
         .store
         .match_log(&caller.business_id, &m.person_id, cursor.as_ref(), limit)
         .await?;
-    Ok(Json(json!({
-        "items": page.items.iter().map(log_view).collect::<Vec<_>>(),
-        "next_cursor": page.next.map(|c| c.encode()),
-    })))
+    Ok(Json(ListPage {
+        items: page.items.iter().map(log_view).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }
 
 /// `POST /v1/people/{pseudonymous_id}/erase`: the business removes the person from its own
@@ -213,13 +276,15 @@ pub async fn erase(
     State(state): State<AppState>,
     auth: Auth,
     Path(pid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RemovedFromBusiness>, ApiError> {
     let caller = auth.require(Scope::People)?;
     let m = member(&state, &caller.business_id, &pid).await?;
     remove_from_business(&state, &m).await?;
-    Ok(Json(
-        json!({ "pseudonymous_id": pid, "removed_from": "this business", "erased_everywhere": false }),
-    ))
+    Ok(Json(RemovedFromBusiness {
+        pseudonymous_id: pid,
+        removed_from: "this business".into(),
+        erased_everywhere: false,
+    }))
 }
 
 /// Take a person out of one business (refused while payments there are open).
@@ -269,13 +334,14 @@ pub async fn remove_from_business(state: &AppState, m: &Membership) -> Result<()
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorErasure {
     /// A business the person belongs to, and the ID it knows them by.
     pub business_id: String,
     pub pseudonymous_id: String,
-    /// How the person's request was verified (kept in the service log).
+    /// How the person's request was verified (kept in the service log): 1..500 characters, not blank.
+    #[schemars(length(min = 1, max = 500), regex(pattern = crate::api::NOT_BLANK))]
     pub verification: String,
 }
 
@@ -285,10 +351,10 @@ pub async fn operator_erase(
     State(state): State<AppState>,
     _admin: crate::auth::Admin,
     body: ApiJson<OperatorErasure>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OperatorErased>, ApiError> {
     let req = body.value;
-    let v = req.verification.trim();
-    if v.is_empty() || v.len() > 500 {
+    let v = crate::api::trim_blank(&req.verification);
+    if v.is_empty() || req.verification.chars().count() > 500 {
         return Err(ApiError::unprocessable(
             "verification_required",
             "say how the person's request was verified (1..500 characters)",
@@ -300,9 +366,11 @@ pub async fn operator_erase(
         "openpalm-server: operator erasure of {} at {} (verification: {v})",
         req.pseudonymous_id, req.business_id
     );
-    Ok(Json(
-        json!({ "pseudonymous_id": req.pseudonymous_id, "erased": true, "receipt": receipt }),
-    ))
+    Ok(Json(OperatorErased {
+        pseudonymous_id: req.pseudonymous_id,
+        erased: true,
+        receipt,
+    }))
 }
 
 /// Why a person is erased (written into their receipt).

@@ -5,44 +5,81 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
+use openpalm_domain::model::ConsentText;
 use openpalm_domain::protocol::{HPKE_INFO, HPKE_SUITE, MAX_CLOCK_SKEW_SECS};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The service is up.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+    /// Templates in the gallery.
+    pub templates: usize,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+}
+
+/// The key readers seal captures to, and how.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct ServiceKey {
+    pub suite: &'static str,
+    pub kem: &'static str,
+    pub kdf: &'static str,
+    pub aead: &'static str,
+    pub mode: &'static str,
+    /// HPKE `info`.
+    pub info: String,
+    /// X25519 public key, standard base64.
+    pub public_key: String,
+    pub max_clock_skew_secs: i64,
+    /// What devices sign captures with.
+    pub signature: &'static str,
+    /// Verifies the deletion receipts the service signs (`openpalm receipt verify`).
+    pub receipt_public_key: String,
+}
 
 /// `GET /v1/health`
-pub async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let templates = state
         .matcher
         .read()
         .map(|m| m.len())
         .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
-    Ok(Json(json!({ "status": "ok", "templates": templates })))
-}
-
-/// `GET /v1/service-key`: what readers seal captures to.
-pub async fn service_key(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "suite": HPKE_SUITE,
-        "kem": "DHKEM(X25519, HKDF-SHA256)",
-        "kdf": "HKDF-SHA256",
-        "aead": "ChaCha20Poly1305",
-        "mode": "base",
-        "info": String::from_utf8_lossy(HPKE_INFO),
-        "public_key": state.keys.public_key_base64(),
-        "max_clock_skew_secs": MAX_CLOCK_SKEW_SECS,
-        "signature": "Ed25519",
-        // Verifies the deletion receipts the service signs (`openpalm receipt verify`).
-        "receipt_public_key": state.keys.receipt_public_key_base64(),
+    Ok(Json(Health {
+        status: HealthStatus::Ok,
+        templates,
     }))
 }
 
+/// `GET /v1/service-key`: what readers seal captures to.
+pub async fn service_key(State(state): State<AppState>) -> Json<ServiceKey> {
+    Json(ServiceKey {
+        suite: HPKE_SUITE,
+        kem: "DHKEM(X25519, HKDF-SHA256)",
+        kdf: "HKDF-SHA256",
+        aead: "ChaCha20Poly1305",
+        mode: "base",
+        info: String::from_utf8_lossy(HPKE_INFO).to_string(),
+        public_key: state.keys.public_key_base64(),
+        max_clock_skew_secs: MAX_CLOCK_SKEW_SECS,
+        signature: "Ed25519",
+        receipt_public_key: state.keys.receipt_public_key_base64(),
+    })
+}
+
 /// `GET /v1/consent-texts/current`
-pub async fn consent_text(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn consent_text(State(state): State<AppState>) -> Result<Json<ConsentText>, ApiError> {
     let t = state
         .store
         .current_consent_text()
         .await?
         .ok_or_else(|| ApiError::not_found("consent text"))?;
-    Ok(Json(json!(t)))
+    Ok(Json(t))
 }
 
 /// `GET /openapi.json`

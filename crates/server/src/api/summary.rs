@@ -25,21 +25,21 @@ const APPROVED: [PaymentStatus; 3] = [
     PaymentStatus::Refunded,
 ];
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SummaryBusiness {
     pub id: String,
     pub name: String,
 }
 
 /// The API key that asked.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SummaryKey {
     pub id: String,
     pub environment: Environment,
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct MembersSummary {
     /// People who are members of the business now.
     pub total: i64,
@@ -48,7 +48,7 @@ pub struct MembersSummary {
 }
 
 /// Lane decisions (admit, deny, exit) and denials per reason.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, schemars::JsonSchema)]
 pub struct DecisionCounts {
     pub admitted: i64,
     pub denied: i64,
@@ -73,7 +73,7 @@ impl DecisionCounts {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EventDay {
     pub event_id: String,
     pub name: String,
@@ -81,7 +81,7 @@ pub struct EventDay {
     pub counts: DecisionCounts,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EntriesSummary {
     /// Every event's decisions today together.
     #[serde(flatten)]
@@ -91,7 +91,7 @@ pub struct EntriesSummary {
 }
 
 /// Money of payments opened today in one currency.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct CurrencyDay {
     pub currency: String,
     /// Approved (authorised, captured or refunded since).
@@ -100,7 +100,7 @@ pub struct CurrencyDay {
     pub refunded: MoneyView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PaymentsSummary {
     /// Payments opened today.
     pub opened: i64,
@@ -116,7 +116,7 @@ pub struct PaymentsSummary {
 }
 
 /// What `GET /v1/summary` answers.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SummaryView {
     pub business: SummaryBusiness,
     pub key: SummaryKey,

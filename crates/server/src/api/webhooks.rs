@@ -1,6 +1,7 @@
 //! Webhook endpoints of a business: register (the signing secret is shown once), list,
 //! delete, and read recent deliveries. Delivery itself is [`crate::webhooks`].
 
+use crate::api::ListItems;
 use crate::auth::Auth;
 use crate::body::ApiJson;
 use crate::idempotency::{self, request_hash, Idem};
@@ -16,42 +17,88 @@ use openpalm_domain::model::WebhookEndpoint;
 use openpalm_domain::now_unix;
 use openpalm_domain::webhook::{generate_secret, EventType};
 use openpalm_store::{DeliveryRecord, IdempotencyWrite};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+/// A webhook endpoint (never its secret).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<EventType>,
+    pub created_at: i64,
+}
+
+/// A new endpoint with its signing secret, shown once.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct NewEndpoint {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// `whsec_...`: verifies the `webhook-signature` header.
+    pub secret: String,
+}
+
+/// One delivery of an event to an endpoint.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct DeliveryView {
+    pub event_id: String,
+    pub event_type: EventType,
+    /// pending, delivered, failed or cancelled.
+    pub state: String,
+    pub attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at_ms: Option<i64>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// A deleted endpoint.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct EndpointDeleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// An absolute `https://` URL without credentials or fragment, at most 2000 characters;
+    /// it receives POSTs with webhook-id, webhook-timestamp and webhook-signature (v1,
+    /// HMAC-SHA256 of id.timestamp.body).
+    #[schemars(length(min = 1, max = 2000), url)]
     pub url: String,
     /// Events to send (default: all).
+    #[schemars(length(min = 1))]
     pub events: Option<Vec<EventType>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct LimitQuery {
+    /// How many, 1..200 (default 50).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 200))]
     pub limit: Option<String>,
 }
 
-pub fn endpoint_view(e: &WebhookEndpoint) -> Value {
-    json!({
-        "id": e.id,
-        "url": e.url,
-        "events": e.event_types,
-        "created_at": e.created_at,
-    })
+pub fn endpoint_view(e: &WebhookEndpoint) -> EndpointView {
+    EndpointView {
+        id: e.id.clone(),
+        url: e.url.clone(),
+        events: e.event_types.clone(),
+        created_at: e.created_at,
+    }
 }
 
-fn delivery_view(d: &DeliveryRecord) -> Value {
-    json!({
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "state": d.state,
-        "attempts": d.attempts,
-        "next_attempt_at_ms": if d.state == "pending" { Value::from(d.next_attempt_ms) } else { Value::Null },
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "created_at": d.created_at,
-    })
+fn delivery_view(d: &DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        event_id: d.event_id.clone(),
+        event_type: d.event_type,
+        state: d.state.clone(),
+        attempts: d.attempts,
+        next_attempt_at_ms: (d.state == "pending").then_some(d.next_attempt_ms),
+        last_status: d.last_status,
+        last_error: d.last_error.clone(),
+        created_at: d.created_at,
+    }
 }
 
 /// An absolute `https://` URL (or `http://` when the configuration allows it), without
@@ -132,20 +179,25 @@ async fn register(
         created_at: now_unix(),
         deleted_at: None,
     };
-    let mut view = endpoint_view(&endpoint);
-    view["secret"] = Value::String(secret.to_string());
+    let view = NewEndpoint {
+        endpoint: endpoint_view(&endpoint),
+        secret: secret.to_string(),
+    };
     let (w, text) = idem.write_secret(state, StatusCode::CREATED, &view);
     state.store.create_webhook_endpoint(&endpoint, Some(&w)).await?;
     Ok((w, text))
 }
 
 /// `GET /v1/webhook-endpoints`
-pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<ListItems<EndpointView>>, ApiError> {
     let caller = auth.require(Scope::Webhooks)?;
     let items = state.store.list_webhook_endpoints(&caller.business_id).await?;
-    Ok(Json(
-        json!({ "items": items.iter().map(endpoint_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(ListItems {
+        items: items.iter().map(endpoint_view).collect(),
+    }))
 }
 
 /// `DELETE /v1/webhook-endpoints/{id}`: nothing more is sent to it; pending deliveries are
@@ -154,7 +206,7 @@ pub async fn delete(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EndpointDeleted>, ApiError> {
     let caller = auth.require(Scope::Webhooks)?;
     if !state
         .store
@@ -163,7 +215,7 @@ pub async fn delete(
     {
         return Err(ApiError::not_found("webhook endpoint"));
     }
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(EndpointDeleted { id, deleted: true }))
 }
 
 /// `GET /v1/webhook-endpoints/{id}/deliveries?limit=`: the latest deliveries, newest first.
@@ -172,7 +224,7 @@ pub async fn deliveries(
     auth: Auth,
     Path(id): Path<String>,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ListItems<DeliveryView>>, ApiError> {
     let caller = auth.require(Scope::Webhooks)?;
     let limit = match &q.limit {
         None => 50,
@@ -193,7 +245,7 @@ pub async fn deliveries(
         .store
         .webhook_deliveries(&caller.business_id, &id, limit)
         .await?;
-    Ok(Json(
-        json!({ "items": items.iter().map(delivery_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(ListItems {
+        items: items.iter().map(delivery_view).collect(),
+    }))
 }

@@ -21,18 +21,20 @@ use openpalm_domain::now_unix;
 use openpalm_store::{IdempotencyWrite, LaneWrite, TicketMove};
 use serde::Deserialize;
 use std::time::Instant;
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     /// What the attendant decided.
     pub decision: OverrideDecision,
-    /// Who (name or staff ID).
+    /// Who (name or staff ID): 1..100 characters, not blank.
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::api::NOT_BLANK))]
     pub attendant: String,
-    /// Why.
+    /// Why: 1..1000 characters, not blank.
+    #[schemars(length(min = 1, max = 1000), regex(pattern = crate::api::NOT_BLANK))]
     pub note: String,
 }
 
-#[derive(Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OverrideDecision {
     Admit,
@@ -172,8 +174,8 @@ async fn override_in(
         );
         p.ticket_id = original.ticket_id.clone();
         p.person_id = original.person_id.clone();
-        p.attendant = Some(req.attendant.trim().to_string());
-        p.note = Some(req.note.trim().to_string());
+        p.attendant = Some(crate::api::trim_blank(&req.attendant).to_string());
+        p.note = Some(crate::api::trim_blank(&req.note).to_string());
         p.overrides = Some(original.id.clone());
         p.decision_ms = started.elapsed().as_secs_f64() * 1e3;
         let after = match (&ticket, &ticket_move) {
@@ -196,7 +198,7 @@ async fn override_in(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualEntryRequest {
     /// The ticket shown (its ID), or its number (`external_ref`): one of the two.
@@ -204,7 +206,11 @@ pub struct ManualEntryRequest {
     pub external_ref: Option<String>,
     /// The lane's gate, when the attendant stands at one.
     pub gate: Option<String>,
+    /// Who (name or staff ID): 1..100 characters, not blank.
+    #[schemars(length(min = 1, max = 100), regex(pattern = crate::api::NOT_BLANK))]
     pub attendant: String,
+    /// Why: 1..1000 characters, not blank.
+    #[schemars(length(min = 1, max = 1000), regex(pattern = crate::api::NOT_BLANK))]
     pub note: String,
 }
 
@@ -303,8 +309,8 @@ async fn manual_in(
         p.source = PassageSource::Manual;
         p.device_id = req.gate.clone();
         p.person_id = ticket.person_id.clone();
-        p.attendant = Some(req.attendant.trim().to_string());
-        p.note = Some(req.note.trim().to_string());
+        p.attendant = Some(crate::api::trim_blank(&req.attendant).to_string());
+        p.note = Some(crate::api::trim_blank(&req.note).to_string());
         p.decision_ms = started.elapsed().as_secs_f64() * 1e3;
         if let Some(w) = record(state, &caller.business_id, d, &idem).await? {
             return Ok(w);

@@ -12,7 +12,7 @@ use openpalm_domain::apikey::Scope;
 use openpalm_domain::now_unix;
 use serde::Serialize;
 use std::collections::BTreeMap;
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct GateCountView {
     pub gate: String,
     pub admitted: i64,
@@ -20,7 +20,7 @@ pub struct GateCountView {
     pub exited: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EventCountsView {
     pub event_id: String,
     /// Ticket holders inside now.

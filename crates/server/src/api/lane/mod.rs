@@ -54,7 +54,7 @@ use serde::Deserialize;
 use std::time::Instant;
 pub(crate) const RACE_RETRIES: usize = 5;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GateRequest {
     pub event_id: String,

@@ -8,7 +8,7 @@ use openpalm_domain::model::OutboxEvent;
 use openpalm_domain::webhook::EventType;
 use serde::Serialize;
 /// The ticket a decision concerns.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, schemars::JsonSchema)]
 pub struct TicketBrief {
     pub id: String,
     pub ticket_type: String,
@@ -28,7 +28,7 @@ impl From<&Ticket> for TicketBrief {
 }
 
 /// A lane decision, as the gate's screen and the business see it.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, schemars::JsonSchema)]
 pub struct PassageView {
     /// `ent_...`: the decision's ID (for an override).
     pub id: String,
@@ -86,7 +86,7 @@ pub(crate) fn view(p: &Passage, ticket: Option<&Ticket>, pseudonym: Option<Strin
 }
 
 /// Body of `entry.admitted` and `entry.denied`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct EntryEventData<'a> {
     entry_id: &'a str,
     event_id: &'a str,

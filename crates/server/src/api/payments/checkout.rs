@@ -38,14 +38,14 @@ use openpalm_store::{DailyLimit, PaymentWrite, PaymentWritten};
 use serde::Deserialize;
 use std::time::Instant;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PalmRequest {
     pub input: Input,
     pub capture: SealedCaptureWire,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpRequest {
     /// What the person entered at the checkout.

@@ -31,15 +31,18 @@ use view::{PaymentPage, PaymentView, Receipt, RefundAnswer, RefundView, Settings
 /// The largest amount one payment may be, in minor units (10 billion cents: 100 million EUR).
 pub const MAX_AMOUNT_MINOR: u64 = 10_000_000_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
     /// The checkout device the palm will come from.
     pub device_id: String,
+    /// Minor units of the currency (cents for EUR).
+    #[schemars(range(min = 1, max = MAX_AMOUNT_MINOR))]
     pub amount_minor: u64,
-    /// ISO 4217 code.
+    /// ISO 4217 code with a minor unit.
     pub currency: String,
-    /// The point of sale's own reference, unique per business.
+    /// The point of sale's own reference, unique per business: 1..200 characters, not blank.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub order_reference: String,
 }
 
@@ -128,8 +131,8 @@ async fn create_payment(
             format!("amount_minor must be 1..{MAX_AMOUNT_MINOR}"),
         ));
     }
-    let order = req.order_reference.trim();
-    if order.is_empty() || order.len() > 200 {
+    let order = crate::api::trim_blank(&req.order_reference);
+    if !openpalm_domain::text_fits(&req.order_reference, 200) {
         return Err(ApiError::unprocessable(
             "invalid_order_reference",
             "order_reference must be 1..200 characters",
@@ -188,13 +191,18 @@ pub async fn get(
     Ok(Json(view_of(&state, &p).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ListQuery {
     /// A status, or `outstanding` (authorising, authorised, or waiting for a step-up).
+    #[schemars(extend("enum" = ["outstanding", "awaiting_palm", "step_up_required", "authorizing", "authorized", "captured", "refunded", "voided", "expired", "declined", "failed"]))]
     pub status: Option<String>,
     /// Only this person's payments (their pseudonymous ID at this business).
     pub customer: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[schemars(regex(pattern = crate::api::devices::CURSOR_PATTERN))]
     pub cursor: Option<String>,
+    /// Page size, 1..200 (default 50).
+    #[schemars(with = "Option<u32>", range(min = 1, max = 200))]
     pub limit: Option<String>,
 }
 
@@ -277,10 +285,11 @@ pub async fn person_history(
     Ok(Json(page(&state, &caller.business_id, filter, &q).await?))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// Default: everything authorised. Less captures part; the rest is released.
+    #[schemars(range(min = 1))]
     pub amount_minor: Option<u64>,
 }
 
@@ -365,10 +374,13 @@ pub async fn void(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
+    #[schemars(range(min = 1))]
     pub amount_minor: u64,
+    /// At most 500 characters.
+    #[schemars(length(max = 500))]
     pub reason: Option<String>,
 }
 
@@ -402,7 +414,7 @@ async fn make_refund(
     idem: Idem,
 ) -> Result<openpalm_store::IdempotencyWrite, ApiError> {
     if let Some(r) = &req.reason {
-        if r.len() > 500 {
+        if r.chars().count() > 500 {
             return Err(ApiError::unprocessable(
                 "invalid_reason",
                 "reason must be at most 500 characters",
@@ -524,7 +536,7 @@ pub async fn receipt(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpSetting {
     pub method: StepUpMethod,
@@ -533,7 +545,7 @@ pub struct StepUpSetting {
     pub code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSettings {
     /// The currency the limits are in; payments in another currency are refused while

@@ -22,13 +22,13 @@ use serde::{Deserialize, Serialize};
 /// The longest window an offer may look back over.
 pub const MAX_WINDOW_DAYS: u64 = 366;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffersConsent {
     pub opted_in: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct OffersConsentView {
     pub customer: String,
     pub opted_in: bool,
@@ -62,18 +62,23 @@ pub async fn put_consent(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOffer {
+    /// 1..200 characters, not blank.
+    #[schemars(length(min = 1, max = 200), regex(pattern = crate::api::NOT_BLANK))]
     pub title: String,
+    /// ISO 4217 code with a minor unit.
     pub currency: String,
+    #[schemars(range(max = 10_000))]
     pub min_payments: u64,
     #[serde(default)]
     pub min_spent_minor: u64,
+    #[schemars(range(min = 1, max = MAX_WINDOW_DAYS))]
     pub window_days: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct OfferView {
     pub id: String,
     pub title: String,
@@ -107,8 +112,8 @@ pub async fn create(
     let req = body.value;
     let (st, business_id) = (&state, caller.business_id.as_str());
     idempotency::create(&state, business_id, &headers, hash, |idem: Idem| async move {
-        let title = req.title.trim();
-        if title.is_empty() || title.len() > 200 {
+        let title = crate::api::trim_blank(&req.title);
+        if !openpalm_domain::text_fits(&req.title, 200) {
             return Err(ApiError::unprocessable(
                 "invalid_offer",
                 "title must be 1..200 characters",
@@ -142,7 +147,7 @@ pub async fn create(
     .await
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct OfferList {
     pub items: Vec<OfferView>,
 }
@@ -160,7 +165,7 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Offe
     Ok(Json(OfferList { items }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PersonOffer {
     pub offer: OfferView,
     pub eligible: bool,
@@ -169,7 +174,7 @@ pub struct PersonOffer {
     pub spent: MoneyView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PersonOffers {
     pub customer: String,
     /// What this was computed from: this store's own payments with the person.

@@ -9,7 +9,7 @@ use openpalm_store::Refund;
 use serde::Serialize;
 
 /// A payment as its business sees it (never the card token).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PaymentView {
     pub id: String,
     pub order_reference: String,
@@ -60,7 +60,7 @@ impl PaymentView {
 }
 
 /// What the checkout shows after a palm or a step-up code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckoutOutcome {
     /// Authorised on the person's card: hand over the goods, then capture.
@@ -76,14 +76,14 @@ pub enum CheckoutOutcome {
 }
 
 /// The step-up the checkout asks for.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct StepUpPrompt {
     pub method: StepUpMethod,
     pub attempts_left: u32,
 }
 
 /// The checkout's answer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct CheckoutAnswer {
     pub outcome: CheckoutOutcome,
     /// For `declined`: the processor's decline code or the safeguard's reason.
@@ -148,7 +148,7 @@ impl CheckoutAnswer {
 }
 
 /// A refund.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RefundView {
     pub id: String,
     pub payment_id: String,
@@ -173,14 +173,14 @@ impl RefundView {
 }
 
 /// The answer to a refund request.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RefundAnswer {
     pub refund: RefundView,
     pub payment: PaymentView,
 }
 
 /// A receipt: what the store shows or sends the customer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Receipt {
     pub payment_id: String,
     pub store: String,
@@ -202,7 +202,7 @@ pub struct Receipt {
 }
 
 /// A person's payment safeguards at this store (the code itself is never shown).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SettingsView {
     pub customer: String,
     pub currency: String,
@@ -228,7 +228,7 @@ impl SettingsView {
 }
 
 /// A page of a list.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PaymentPage {
     pub items: Vec<PaymentView>,
     pub next_cursor: Option<String>,
