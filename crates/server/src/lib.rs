@@ -10,6 +10,7 @@
 //! people erased) write webhook events to an outbox in the same transaction;
 //! [`webhooks`] delivers them.
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod auth;

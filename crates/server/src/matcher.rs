@@ -26,6 +26,28 @@ pub struct Candidate {
 #[error("matcher: {0}")]
 pub struct MatcherError(#[from] GalleryError);
 
+/// The `k` best candidates for `probe` (in `scope`, or the whole gallery), searched on the
+/// blocking pool: a scan of a large gallery must not hold an async thread, where it would
+/// stall every other request on it.
+pub async fn search(
+    state: &crate::state::AppState,
+    probe: Template,
+    scope: Option<String>,
+    k: usize,
+) -> Result<Vec<Candidate>, crate::problem::ApiError> {
+    use crate::problem::ApiError;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        st.matcher
+            .read()
+            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
+            .identify(&probe, scope.as_deref(), k)
+            .map_err(|e| ApiError::internal("matcher", e))
+    })
+    .await
+    .map_err(|e| ApiError::internal("search task", e))?
+}
+
 /// In-memory 1:N search over decrypted templates, keyed by the person's sequence number.
 pub trait Matcher: Send + Sync {
     /// Add templates of `person` (appending to any they already have).

@@ -86,6 +86,8 @@ pub struct Inner {
     pub egress: Arc<crate::egress::EgressPolicy>,
     /// Rate and attempt limits.
     pub limits: crate::limits::Limits,
+    /// Slots for requests handled at once (see [`crate::admission`]).
+    pub admission: Arc<tokio::sync::Semaphore>,
     /// The service's clock for payments (expiry); tests and the demo move it.
     pub clock: Arc<MovableClock>,
     /// The card processor payments are made with.
@@ -290,5 +292,6 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         http,
         egress,
         limits: crate::limits::Limits::new(config_limits),
+        admission: Arc::new(tokio::sync::Semaphore::new(config_limits.max_concurrent_requests)),
     }))
 }

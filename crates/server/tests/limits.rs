@@ -291,3 +291,126 @@ async fn an_allowed_private_range_is_accepted_and_checked_again_at_delivery() {
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     env.stop().await;
 }
+
+/// A router with one slow route behind the service's admission layer.
+fn slow_router(state: openpalm_server::AppState, ms: u64) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(move || async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                "done"
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            openpalm_server::admission::admit,
+        ))
+}
+
+async fn call(r: axum::Router) -> (u16, Option<String>, Value) {
+    use tower::ServiceExt;
+    let res = r
+        .oneshot(
+            axum::http::Request::get("/slow")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        retry,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_request_past_the_time_limit_is_answered_503_and_more_than_the_slots_wait_then_503() {
+    let env = Env::start_in(
+        tempfile::tempdir().unwrap(),
+        with_limits(|l| {
+            l.request_timeout_ms = 200;
+            l.max_concurrent_requests = 1;
+            l.queue_wait_ms = 100;
+        }),
+    )
+    .await;
+    let state = env.running.as_ref().unwrap().state.clone();
+    let (status, retry, b) = call(slow_router(state.clone(), 1_000)).await;
+    assert_eq!((status, retry.as_deref()), (503, Some("1")));
+    assert_eq!(b["code"], "request_timeout");
+    // One slot: while a request holds it, a second waits 100 ms, then is turned away...
+    let first = tokio::spawn(call(slow_router(state.clone(), 150)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, _, b) = call(slow_router(state.clone(), 0)).await;
+    assert_eq!(status, 503);
+    assert_eq!(b["code"], "overloaded");
+    assert_eq!(first.await.unwrap().0, 200);
+    // ...and one that finds the slot free within its wait is served.
+    let first = tokio::spawn(call(slow_router(state.clone(), 50)));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(call(slow_router(state, 0)).await.0, 200);
+    assert_eq!(first.await.unwrap().0, 200);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_drains_the_requests_in_flight() {
+    let env = Env::start().await;
+    let biz = env.business("Venue").await;
+    let kiosk = biz.reader(DeviceKind::Kiosk, "hall").await;
+    // Enrollments in flight when the stop begins are answered, and are there afterwards.
+    let mut inflight = Vec::new();
+    for i in 0..4u64 {
+        let captures: Vec<_> = palm(200 + i, 0, 3)
+            .iter()
+            .map(|img| kiosk.seal(openpalm_domain::ids::Purpose::Enroll, img).unwrap())
+            .collect();
+        let client = biz.client.clone();
+        inflight.push(tokio::spawn(async move {
+            client
+                .enroll(
+                    &format!("drain-{i}"),
+                    1,
+                    "roi",
+                    &[(openpalm_domain::ids::HandSide::Left, captures)],
+                    &[],
+                )
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let url = env.database_url.clone();
+    let dir = env.stop().await;
+    let mut answered = 0;
+    for t in inflight {
+        // One not yet accepted when the listener closed is refused, never half-done.
+        if let Ok(a) = t.await.unwrap() {
+            assert_eq!(a.status, 201, "{:?}", a.body);
+            answered += 1;
+        }
+    }
+    let store = openpalm_store::SqlStore::connect(&url).await.unwrap();
+    let people = store
+        .table_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| *t == "people")
+        .unwrap()
+        .1;
+    store.close().await;
+    assert!(answered > 0, "the enrollments were in flight when the stop began");
+    assert_eq!(
+        people as usize, answered,
+        "every answered enrollment is stored, no other"
+    );
+    drop(dir);
+}

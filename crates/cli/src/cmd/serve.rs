@@ -41,13 +41,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("cannot start the service")?;
         let templates = running.state.matcher.read().map(|m| m.len()).unwrap_or(0);
         eprintln!(
-            "openpalm: serving on http://{} (data {}, {templates} templates loaded); Ctrl-C stops",
+            "openpalm: serving on http://{} (data {}, {templates} templates loaded); Ctrl-C or SIGTERM stops",
             running.addr,
             data_dir.display()
         );
-        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+        shutdown_signal().await?;
+        // In-flight requests are drained (each is bounded by the request time limit).
         eprintln!("openpalm: stopping");
         running.stop().await.context("while stopping")?;
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM (what a service manager or an orchestrator sends).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")
+    }
 }

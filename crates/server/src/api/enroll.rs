@@ -183,27 +183,37 @@ pub async fn enroll(
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
         return replay(&state, &caller.business_id, &idem, prev, &hash);
     }
-    {
-        let matcher = state
+    // The 1:N duplicate check scans the whole gallery: on the blocking pool, so that the
+    // async threads keep answering identifications meanwhile (they only share the matcher's
+    // read lock with it). The enrollment lock serialises enrollments only.
+    let probes: Vec<(HandSide, Template)> = per_hand
+        .iter()
+        .flat_map(|(side, templates, _)| templates.iter().map(move |t| (*side, t.clone())))
+        .collect();
+    let st = state.clone();
+    let duplicate: Option<HandSide> = tokio::task::spawn_blocking(move || {
+        let matcher = st
             .matcher
             .read()
             .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
-        for (side, templates, _) in &per_hand {
-            for t in templates {
-                let found = matcher
-                    .identify(t, None, 1)
-                    .map_err(|e| ApiError::internal("matcher", e))?;
-                if let Some(best) = found.first() {
-                    if best.score >= DEFAULT_THRESHOLD {
-                        return Err(ApiError::conflict(
-                            "already_enrolled",
-                            "this palm is already enrolled; a person enrolls once and links businesses to it",
-                        )
-                        .with("hand", side.as_str()));
-                    }
-                }
+        for (side, t) in &probes {
+            let found = matcher
+                .identify(t, None, 1)
+                .map_err(|e| ApiError::internal("matcher", e))?;
+            if found.first().is_some_and(|best| best.score >= DEFAULT_THRESHOLD) {
+                return Ok::<_, ApiError>(Some(*side));
             }
         }
+        Ok(None)
+    })
+    .await
+    .map_err(|e| ApiError::internal("duplicate check", e))??;
+    if let Some(side) = duplicate {
+        return Err(ApiError::conflict(
+            "already_enrolled",
+            "this palm is already enrolled; a person enrolls once and links businesses to it",
+        )
+        .with("hand", side.as_str()));
     }
     let now = now_unix();
     let seq = state.store.next_person_seq().await?;

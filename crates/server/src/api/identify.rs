@@ -71,18 +71,8 @@ pub async fn identify(
         .next()
         .ok_or_else(|| ApiError::internal("identify", "no extraction"))?;
     let probe = extraction.template;
-    let search_state = state.clone();
-    let scope = caller.business_id.clone();
-    let candidates: Vec<Candidate> = tokio::task::spawn_blocking(move || {
-        search_state
-            .matcher
-            .read()
-            .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
-            .identify(&probe, Some(&scope), 2)
-            .map_err(|e| ApiError::internal("matcher", e))
-    })
-    .await
-    .map_err(|e| ApiError::internal("identify task", e))??;
+    let candidates: Vec<Candidate> =
+        crate::matcher::search(&state, probe, Some(caller.business_id.clone()), 2).await?;
     let policy = DecisionPolicy {
         threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,

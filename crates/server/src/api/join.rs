@@ -79,12 +79,7 @@ async fn run(
         .next()
         .ok_or_else(|| ApiError::internal("join", "no extraction"))?;
     let _guard = state.enroll_lock.lock().await;
-    let candidates = state
-        .matcher
-        .read()
-        .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?
-        .identify(&extraction.template, None, 2)
-        .map_err(|e| ApiError::internal("matcher", e))?;
+    let candidates = crate::matcher::search(state, extraction.template.clone(), None, 2).await?;
     let policy = DecisionPolicy {
         threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,

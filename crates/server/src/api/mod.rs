@@ -954,6 +954,10 @@ pub fn router(state: AppState) -> Router {
         ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route").into_response()
     })
     .layer(DefaultBodyLimit::max(limit))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::admission::admit,
+    ))
     .layer(axum::middleware::from_fn(request_id_and_problems))
     .with_state(state)
 }
