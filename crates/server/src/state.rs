@@ -9,7 +9,7 @@ use openpalm_domain::{Clock, MovableClock};
 use openpalm_engine::{Engine, Template};
 use openpalm_processor::sandbox::Sandbox;
 use openpalm_processor::Processor;
-use openpalm_store::{EntryStore, SqlStore, Store};
+use openpalm_store::{EntryStore, QuarantineStore, SqlStore, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -86,6 +86,9 @@ pub struct Inner {
     pub egress: Arc<crate::egress::EgressPolicy>,
     /// Rate and attempt limits.
     pub limits: crate::limits::Limits,
+    /// Stored people left out of the gallery at start because their data could not be read
+    /// (listed in the store's quarantine).
+    pub quarantined: usize,
     /// Slots for requests handled at once (see [`crate::admission`]).
     pub admission: Arc<tokio::sync::Semaphore>,
     /// The service's clock for payments (expiry); tests and the demo move it.
@@ -222,6 +225,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     // A page of persons at a time, so that a large population is never held encrypted and
     // decrypted at once (sequence numbers start at 1; negative ones cannot be matcher keys).
     let end = store.next_person_seq().await?;
+    let mut quarantine = Vec::new();
     let mut from = 0i64;
     while from < end {
         let to = from.saturating_add(LOAD_PAGE);
@@ -229,20 +233,49 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         from = to;
         // Decrypted and parsed on every core (start-up serves nothing yet, so holding this
         // thread is fine); added to the gallery in sequence order.
-        let opened = {
+        let opened: Vec<Result<OpenedPerson, (String, String)>> = {
             use rayon::prelude::*;
             page.par_iter()
-                .map(|stored| open_person(&keys, stored))
-                .collect::<Result<Vec<_>, StartError>>()?
+                .map(|stored| {
+                    open_person(&keys, stored).map_err(|e| {
+                        let reason = match e {
+                            StartError::Gallery { message, .. } => message,
+                            other => other.to_string(),
+                        };
+                        (stored.person.id.clone(), reason)
+                    })
+                })
+                .collect()
         };
-        for (seq, id, templates) in opened {
-            matcher.add(seq, templates).map_err(|e| StartError::Gallery {
-                person: id.clone(),
-                message: e.to_string(),
-            })?;
+        for r in opened {
+            // One unreadable person is quarantined (kept, left out of the gallery, reported),
+            // never a reason to refuse service to everyone else.
+            let (seq, id, templates) = match r {
+                Ok(o) => o,
+                Err((person_id, reason)) => {
+                    eprintln!("openpalm-server: quarantined stored person {person_id}: {reason}");
+                    quarantine.push(openpalm_store::Quarantined {
+                        person_id,
+                        reason,
+                        detected_at: openpalm_domain::now_unix(),
+                    });
+                    continue;
+                }
+            };
+            if let Err(e) = matcher.add(seq, templates) {
+                eprintln!("openpalm-server: quarantined stored person {id}: {e}");
+                quarantine.push(openpalm_store::Quarantined {
+                    person_id: id,
+                    reason: e.to_string(),
+                    detected_at: openpalm_domain::now_unix(),
+                });
+                continue;
+            }
             directory.insert(seq, id);
         }
     }
+    store.replace_quarantine(&quarantine).await?;
+    let quarantined = quarantine.len();
     for m in store.memberships().await? {
         if let Some(&s) = directory.seqs.get(&m.person_id) {
             matcher.admit(&m.business_id, s);
@@ -292,6 +325,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         http,
         egress,
         limits: crate::limits::Limits::new(config_limits),
+        quarantined,
         admission: Arc::new(tokio::sync::Semaphore::new(config_limits.max_concurrent_requests)),
     }))
 }

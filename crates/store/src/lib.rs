@@ -30,6 +30,8 @@ pub use payment::{
     DailyLimit, OfferRule, PaymentFilter, PaymentStore, PaymentWrite, PaymentWritten, PurchaseStats, Refund,
 };
 pub use person::{Challenge, PersonStore, Session};
+mod quarantine;
+pub use quarantine::{QuarantineStore, Quarantined};
 mod summary;
 pub use summary::{BusinessSummary, PassageTally, PaymentTally, SummaryStore};
 
@@ -197,7 +199,9 @@ pub struct StoredPerson {
 
 /// The service's storage.
 #[async_trait]
-pub trait Store: EntryStore + PaymentStore + PersonStore + AuditStore + SummaryStore + Send + Sync {
+pub trait Store:
+    EntryStore + PaymentStore + PersonStore + AuditStore + SummaryStore + QuarantineStore + Send + Sync
+{
     async fn create_business(&self, business: &Business, first_key: &ApiKeyRecord) -> Result<()>;
     async fn business(&self, id: &str) -> Result<Option<Business>>;
 
@@ -481,6 +485,7 @@ impl SqlStore {
             "links",
             "match_log",
             "person_sessions",
+            "quarantine",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE person_id = $1"))
                 .bind(person_id)
@@ -609,6 +614,7 @@ impl SqlStore {
             "person_challenges",
             "person_sessions",
             "deletion_receipts",
+            "quarantine",
         ] {
             out.push((t, self.count(&format!("SELECT COUNT(*) FROM {t}")).await?));
         }

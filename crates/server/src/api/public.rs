@@ -16,6 +16,10 @@ pub struct Health {
     pub status: HealthStatus,
     /// Templates in the gallery.
     pub templates: usize,
+    /// Stored people left out of the gallery at start because their data could not be read
+    /// (a template that fails to decrypt or parse); the operator finds them in the store's
+    /// `quarantine` table, with the reason.
+    pub quarantined: usize,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -53,6 +57,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     Ok(Json(Health {
         status: HealthStatus::Ok,
         templates,
+        quarantined: state.quarantined,
     }))
 }
 
