@@ -22,6 +22,47 @@ impl Environment {
     }
 }
 
+/// Suffix of a business's live partition.
+pub const LIVE_SUFFIX: &str = "_live";
+
+impl Environment {
+    /// Where a key of this environment keeps its business's data: test data under the
+    /// business ID itself, live data under `<business ID>_live`, a business row of its own.
+    /// Every record (devices, people's memberships, events, tickets, payments, webhook
+    /// endpoints, idempotency records) is filed under the caller's partition, so test keys
+    /// and live keys are as far apart as two businesses: neither sees the other's data.
+    pub fn partition(self, business_id: &str) -> String {
+        match self {
+            Environment::Test => business_id.to_string(),
+            Environment::Live => format!("{business_id}{LIVE_SUFFIX}"),
+        }
+    }
+
+    /// The environment a partition (a stored `business_id`) belongs to.
+    pub fn of_partition(partition: &str) -> Environment {
+        if partition.ends_with(LIVE_SUFFIX) {
+            Environment::Live
+        } else {
+            Environment::Test
+        }
+    }
+
+    /// The business a partition belongs to.
+    pub fn account_of(partition: &str) -> &str {
+        partition.strip_suffix(LIVE_SUFFIX).unwrap_or(partition)
+    }
+
+    /// The matcher scope holding every enrolled person of this environment: what a
+    /// duplicate check or a join searches, so that a test kiosk never finds a live person
+    /// (nor the reverse).
+    pub fn everyone_scope(self) -> &'static str {
+        match self {
+            Environment::Test => "env:test",
+            Environment::Live => "env:live",
+        }
+    }
+}
+
 impl std::str::FromStr for Environment {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

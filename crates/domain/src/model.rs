@@ -69,6 +69,8 @@ pub struct Person {
     /// The person's data key wrapped by the master key. Deleting it shreds the person.
     pub wrapped_key: Vec<u8>,
     pub created_at: i64,
+    /// Enrolled through a test or a live key's device: searched only by keys of the same.
+    pub environment: Environment,
 }
 
 /// One encrypted template of a person.
@@ -258,7 +260,11 @@ pub fn check_hands(hands: &[HandSide]) -> Result<(), String> {
 /// A key with its business, as resolved from a bearer token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    /// The key's partition of the business's data (see [`Environment::partition`]): what
+    /// every data operation is filed under.
     pub business_id: String,
+    /// The business itself (its keys are managed under this ID, whatever their environment).
+    pub account_id: String,
     pub key_id: String,
     pub environment: Environment,
     pub scopes: Vec<Scope>,

@@ -81,7 +81,8 @@ impl FromRequestParts<AppState> for Auth {
             None,
         );
         Ok(Auth(Caller {
-            business_id: record.business_id,
+            business_id: record.environment.partition(&record.business_id),
+            account_id: record.business_id,
             key_id: record.id,
             environment: record.environment,
             scopes: record.scopes,

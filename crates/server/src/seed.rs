@@ -46,6 +46,8 @@ pub fn enrollment_write(
             seq: seq as i64,
             wrapped_key: keys.wrap_data_key(&id, &dk),
             created_at: now,
+            // Seeded for test keys (see `api_key` below).
+            environment: Environment::Test,
         },
         templates: sealed,
         consent: ConsentRecord {

@@ -178,7 +178,12 @@ pub fn load_or_create_keys(data_dir: &Path) -> Result<ServiceKeys, StartError> {
 }
 
 /// A stored person, decrypted and parsed: (sequence number, ID, templates).
-type OpenedPerson = (u64, String, Vec<(openpalm_domain::ids::HandSide, Template)>);
+type OpenedPerson = (
+    u64,
+    String,
+    openpalm_domain::apikey::Environment,
+    Vec<(openpalm_domain::ids::HandSide, Template)>,
+);
 
 fn open_person(
     keys: &ServiceKeys,
@@ -203,7 +208,7 @@ fn open_person(
         ));
     }
     let seq = u64::try_from(p.seq).map_err(|e| gerr(e.to_string()))?;
-    Ok((seq, p.id.clone(), templates))
+    Ok((seq, p.id.clone(), p.environment, templates))
 }
 
 /// Open everything: data folder, keys, database (migrated), gallery (decrypted).
@@ -250,7 +255,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         for r in opened {
             // One unreadable person is quarantined (kept, left out of the gallery, reported),
             // never a reason to refuse service to everyone else.
-            let (seq, id, templates) = match r {
+            let (seq, id, environment, templates) = match r {
                 Ok(o) => o,
                 Err((person_id, reason)) => {
                     eprintln!("openpalm-server: quarantined stored person {person_id}: {reason}");
@@ -271,6 +276,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
                 });
                 continue;
             }
+            matcher.admit(environment.everyone_scope(), seq);
             directory.insert(seq, id);
         }
     }

@@ -454,14 +454,14 @@ async fn keys_rotate_and_revoke_and_devices_page() {
         .client
         .post(
             "/v1/api-keys",
-            &json!({"environment": "live", "scopes": ["identify"]}),
+            &json!({"environment": "test", "scopes": ["identify"]}),
             Some("narrow-key"),
         )
         .await
         .unwrap();
     assert_eq!(k.status, 201);
     let secret = k.body["secret"].as_str().unwrap().to_string();
-    assert!(secret.starts_with("op_live_"));
+    assert!(secret.starts_with("op_test_"));
     let narrow = openpalm_device::Client::new(&env.base, Some(secret));
     let r = narrow.get("/v1/devices").await.unwrap();
     assert_eq!((r.status, code(&r)), (403, "insufficient_scope"));
@@ -965,8 +965,8 @@ async fn concurrent_retries_with_one_key_create_exactly_one_thing() {
         ),
         (
             "/v1/api-keys",
-            json!({"environment": "live", "scopes": ["identify"]}),
             json!({"environment": "test", "scopes": ["identify"]}),
+            json!({"environment": "test", "scopes": ["people"]}),
             "api_keys",
         ),
         (

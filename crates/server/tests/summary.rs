@@ -189,13 +189,13 @@ async fn todays_figures_after_real_calls() {
     assert_eq!(o["payments"]["opened"], 1);
     assert_eq!(o["payments"]["approved"], 0);
 
-    // Any live key of the business may read it, whatever its scopes; it names that key.
+    // Any key of the business's environment may read it, whatever its scopes; it names that key.
     let k = v
         .biz
         .client
         .post(
             "/v1/api-keys",
-            &json!({"environment": "live", "scopes": ["identify"]}),
+            &json!({"environment": "test", "scopes": ["identify"]}),
             Some("key-identify"),
         )
         .await
@@ -209,7 +209,7 @@ async fn todays_figures_after_real_calls() {
     };
     let n = summary(&narrow).await;
     assert_eq!(n["key"]["id"], narrow.key_id.as_str());
-    assert_eq!(n["key"]["environment"], "live");
+    assert_eq!(n["key"]["environment"], "test");
     assert_eq!(n["key"]["scopes"], json!(["identify"]));
     assert_eq!(n["payments"]["opened"], 3);
     let r = v

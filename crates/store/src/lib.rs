@@ -10,7 +10,7 @@
 //! transaction; creates write their `Idempotency-Key` record in the same transaction too.
 
 use async_trait::async_trait;
-use openpalm_domain::apikey::{scopes_from_string, scopes_to_string};
+use openpalm_domain::apikey::{scopes_from_string, scopes_to_string, Environment};
 use openpalm_domain::decision::Decision;
 use openpalm_domain::model::{
     ApiKeyRecord, Business, ConsentRecord, ConsentText, Device, EncryptedTemplate, Link, MatchLogEntry,
@@ -724,12 +724,16 @@ fn opt_status(v: Option<i64>) -> Result<Option<u16>> {
 impl Store for SqlStore {
     async fn create_business(&self, b: &Business, first_key: &ApiKeyRecord) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO businesses (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&b.id)
-            .bind(&b.name)
-            .bind(b.created_at)
-            .execute(&mut *tx)
-            .await?;
+        // The business's test data is filed under its ID, its live data under a row of its
+        // own (`openpalm_domain::apikey::Environment::partition`).
+        for id in [b.id.clone(), Environment::Live.partition(&b.id)] {
+            sqlx::query("INSERT INTO businesses (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(&b.name)
+                .bind(b.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
         insert_key_in(&mut *tx, first_key).await?;
         tx.commit().await?;
         Ok(())
@@ -985,7 +989,7 @@ impl Store for SqlStore {
 
     async fn people_in(&self, from: i64, to: i64) -> Result<Vec<StoredPerson>> {
         let rows = sqlx::query(
-            "SELECT id, seq, wrapped_key, created_at FROM people
+            "SELECT id, seq, wrapped_key, created_at, environment FROM people
              WHERE wrapped_key IS NOT NULL AND cancel_requested_at IS NULL AND seq >= $1 AND seq < $2 ORDER BY seq",
         )
         .bind(from)
@@ -1001,6 +1005,10 @@ impl Store for SqlStore {
                 seq: r.try_get("seq")?,
                 wrapped_key: unhex("people.wrapped_key", &wrapped)?,
                 created_at: r.try_get("created_at")?,
+                environment: r
+                    .try_get::<String, _>("environment")?
+                    .parse()
+                    .map_err(|e| corrupt("people.environment", e))?,
             };
             index.insert(person.id.clone(), people.len());
             people.push(StoredPerson {
@@ -1469,13 +1477,16 @@ async fn enroll_in(c: &mut AnyConnection, w: &EnrollmentWrite) -> Result<()> {
         Err(e) if is_unique_violation(&e) => return Err(StoreError::IdempotencyKeyTaken),
         Err(e) => return Err(e.into()),
     }
-    sqlx::query("INSERT INTO people (id, seq, wrapped_key, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&w.person.id)
-        .bind(w.person.seq)
-        .bind(hex_encode(&w.person.wrapped_key))
-        .bind(w.person.created_at)
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "INSERT INTO people (id, seq, wrapped_key, created_at, environment) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&w.person.id)
+    .bind(w.person.seq)
+    .bind(hex_encode(&w.person.wrapped_key))
+    .bind(w.person.created_at)
+    .bind(w.person.environment.as_str())
+    .execute(&mut *c)
+    .await?;
     for t in &w.templates {
         sqlx::query("INSERT INTO templates (person_id, hand, idx, sealed) VALUES ($1, $2, $3, $4)")
             .bind(&t.person_id)

@@ -191,6 +191,7 @@ async fn person(s: &SqlStore, biz: &str, id: &str, seq: i64) {
             seq,
             wrapped_key: vec![1, 2, 3],
             created_at: 1,
+            environment: Environment::Test,
         },
         templates: vec![EncryptedTemplate {
             person_id: id.into(),
@@ -526,6 +527,7 @@ async fn bulk_enrollments_are_all_or_none_and_load_by_pages() {
                 seq,
                 wrapped_key: vec![seq as u8],
                 created_at: 1,
+                environment: Environment::Test,
             },
             templates: (0..2)
                 .map(|i| EncryptedTemplate {

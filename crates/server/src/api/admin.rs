@@ -135,12 +135,36 @@ pub async fn create_business(
     ))
 }
 
+/// A test key manages test keys only (a sandbox credential never mints a live one); a live
+/// key manages both.
+fn may_manage(caller: &openpalm_domain::model::Caller, env: Environment) -> bool {
+    caller.environment == Environment::Live || env == Environment::Test
+}
+
+/// The key `id` of the caller's business, if the caller may manage it.
+async fn managed_key(
+    state: &AppState,
+    caller: &openpalm_domain::model::Caller,
+    id: &str,
+) -> Result<ApiKeyRecord, ApiError> {
+    state
+        .store
+        .api_key(&caller.account_id, id)
+        .await?
+        .filter(|k| may_manage(caller, k.environment))
+        .ok_or_else(|| ApiError::not_found("API key"))
+}
+
 /// `GET /v1/api-keys`
 pub async fn list_keys(State(state): State<AppState>, auth: Auth) -> Result<Json<KeyList>, ApiError> {
     let caller = auth.require(Scope::Keys)?;
-    let keys = state.store.list_api_keys(&caller.business_id).await?;
+    let keys = state.store.list_api_keys(&caller.account_id).await?;
     Ok(Json(KeyList {
-        items: keys.iter().map(key_view).collect(),
+        items: keys
+            .iter()
+            .filter(|k| may_manage(caller, k.environment))
+            .map(key_view)
+            .collect(),
     }))
 }
 
@@ -154,15 +178,21 @@ pub async fn create_key(
     let caller = auth.require(Scope::Keys)?;
     let hash = request_hash("POST /v1/api-keys", "", &body.canonical_hash);
     let req = body.value;
-    let (st, business_id) = (&state, caller.business_id.as_str());
-    idempotency::create(&state, business_id, &headers, hash, |idem| async move {
+    let (st, partition, account) = (&state, caller.business_id.as_str(), caller.account_id.as_str());
+    if !may_manage(caller, req.environment) {
+        return Err(ApiError::forbidden(
+            "environment_not_allowed",
+            "a test key creates test keys only; create live keys with a live key",
+        ));
+    }
+    idempotency::create(&state, partition, &headers, hash, |idem| async move {
         if req.scopes.is_empty() {
             return Err(ApiError::unprocessable(
                 "invalid_scopes",
                 "give at least one scope",
             ));
         }
-        let (key, secret) = new_key(business_id, req.environment, req.scopes);
+        let (key, secret) = new_key(account, req.environment, req.scopes);
         let (w, body) = idem.write_secret(st, StatusCode::CREATED, &with_secret(&key, secret));
         st.store.insert_api_key(&key, Some(&w)).await?;
         Ok((w, body))
@@ -180,22 +210,19 @@ pub async fn rotate_key(
     let caller = auth.require(Scope::Keys)?;
     let hash = request_hash("POST /v1/api-keys/{id}/rotate", &id, "");
     idempotency::create(&state, &caller.business_id, &headers, hash, |idem| {
-        rotate(&state, &caller.business_id, &id, idem)
+        rotate(&state, caller, &id, idem)
     })
     .await
 }
 
 async fn rotate(
     state: &AppState,
-    business_id: &str,
+    caller: &openpalm_domain::model::Caller,
     id: &str,
     idem: Idem,
 ) -> Result<(IdempotencyWrite, String), ApiError> {
-    let old = state
-        .store
-        .api_key(business_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
+    let business_id = caller.account_id.as_str();
+    let old = managed_key(state, caller, id).await?;
     if old.revoked_at.is_some() {
         return Err(ApiError::conflict(
             "already_revoked",
@@ -224,15 +251,11 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<KeyView>, ApiError> {
     let caller = auth.require(Scope::Keys)?;
-    let found = state
-        .store
-        .api_key(&caller.business_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
+    let found = managed_key(&state, caller, &id).await?;
     if found.revoked_at.is_some()
         || !state
             .store
-            .revoke_api_key(&caller.business_id, &id, now_unix())
+            .revoke_api_key(&caller.account_id, &id, now_unix())
             .await?
     {
         return Err(ApiError::conflict(
@@ -240,10 +263,6 @@ pub async fn revoke_key(
             "this key is already revoked",
         ));
     }
-    let k = state
-        .store
-        .api_key(&caller.business_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("API key"))?;
+    let k = managed_key(&state, caller, &id).await?;
     Ok(Json(key_view(&k)))
 }

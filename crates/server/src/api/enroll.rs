@@ -183,7 +183,8 @@ pub async fn enroll(
     if let Some(prev) = state.store.idempotency(&caller.business_id, &idem).await? {
         return replay(&state, &caller.business_id, &idem, prev, &hash);
     }
-    // The 1:N duplicate check scans the whole gallery: on the blocking pool, so that the
+    // The 1:N duplicate check scans everyone enrolled in the key's environment (a test kiosk
+    // never learns whether a live person exists): on the blocking pool, so that the
     // async threads keep answering identifications meanwhile (they only share the matcher's
     // read lock with it). The enrollment lock serialises enrollments only.
     let probes: Vec<(HandSide, Template)> = per_hand
@@ -191,6 +192,7 @@ pub async fn enroll(
         .flat_map(|(side, templates, _)| templates.iter().map(move |t| (*side, t.clone())))
         .collect();
     let st = state.clone();
+    let everyone = caller.environment.everyone_scope();
     let duplicate: Option<HandSide> = tokio::task::spawn_blocking(move || {
         let matcher = st
             .matcher
@@ -198,7 +200,7 @@ pub async fn enroll(
             .map_err(|_| ApiError::internal("matcher", "lock poisoned"))?;
         for (side, t) in &probes {
             let found = matcher
-                .identify(t, None, 1)
+                .identify(t, Some(everyone), 1)
                 .map_err(|e| ApiError::internal("matcher", e))?;
             if found.first().is_some_and(|best| best.score >= DEFAULT_THRESHOLD) {
                 return Ok::<_, ApiError>(Some(*side));
@@ -273,6 +275,7 @@ pub async fn enroll(
             seq,
             wrapped_key: state.keys.wrap_data_key(&person_id, &data_key),
             created_at: now,
+            environment: caller.environment,
         },
         templates: sealed,
         consent,
@@ -332,6 +335,7 @@ pub async fn enroll(
             )
             .map_err(|e| ApiError::internal("matcher", e))?;
         matcher.admit(&caller.business_id, seq_u);
+        matcher.admit(caller.environment.everyone_scope(), seq_u);
     }
     Ok(json_response(StatusCode::CREATED, &response_text, false))
 }

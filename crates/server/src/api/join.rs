@@ -79,7 +79,9 @@ async fn run(
         .next()
         .ok_or_else(|| ApiError::internal("join", "no extraction"))?;
     let _guard = state.enroll_lock.lock().await;
-    let candidates = crate::matcher::search(state, extraction.template.clone(), None, 2).await?;
+    // Among everyone of the key's environment: a test kiosk never finds a live person.
+    let everyone = caller.environment.everyone_scope().to_string();
+    let candidates = crate::matcher::search(state, extraction.template.clone(), Some(everyone), 2).await?;
     let policy = DecisionPolicy {
         threshold: IDENTIFICATION_THRESHOLD,
         ambiguity_margin: state.config.ambiguity_margin,

@@ -146,7 +146,7 @@ pub async fn summary(State(state): State<AppState>, auth: Auth) -> Result<Json<S
     let day_start = at - at.rem_euclid(DAY_SECS);
     let business = state
         .store
-        .business(&caller.business_id)
+        .business(&caller.account_id)
         .await?
         .ok_or_else(|| ApiError::not_found("business"))?;
     let s = state

@@ -108,6 +108,14 @@ pub async fn create(
     body: ApiJson<CreatePayment>,
 ) -> Result<Response, ApiError> {
     let caller = auth.require(Scope::Payments)?;
+    if caller.environment != openpalm_domain::apikey::Environment::Test {
+        // Test keys pay with the sandbox processor only; this build has no live processor
+        // adapter, so a live key cannot open a payment at all (never the sandbox's ledger).
+        return Err(ApiError::forbidden(
+            "no_live_processor",
+            "live payments need a card processor; none is configured here (test keys use the sandbox processor)",
+        ));
+    }
     let hash = request_hash("POST /v1/payments", "", &body.canonical_hash);
     let req = body.value;
     let (st, business_id) = (&state, caller.business_id.as_str());
