@@ -283,7 +283,7 @@ async fn run(seconds: u64) -> i32 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let s = started.elapsed().as_secs();
         bar.set_position(s.min(seconds));
-        if s % 10 == 0 {
+        if s.is_multiple_of(10) {
             samples.push((s, rss_kib()));
             bar.set_message(format!(
                 "rss {} MiB, good {} ok / {} other, abusive 429s {}",
