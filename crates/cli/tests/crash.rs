@@ -123,6 +123,8 @@ struct Model {
     lost_before_commit: usize,
     /// Changes cut by a kill and sent again after the restart.
     retried: usize,
+    /// Fresh synthetic palms refused as `already_enrolled` (look-alikes of enrolled ones).
+    look_alikes: usize,
 }
 
 struct Api {
@@ -386,6 +388,11 @@ async fn stream(
                 .collect();
             let key = format!("enroll-{seed}-{n}");
             match api.enroll(&key, &captures).await {
+                Ok(a) if a.code() == Some("already_enrolled") => {
+                    // A synthetic palm close enough to one enrolled already (a false match
+                    // among hundreds of synthetic identities): refused, nothing written.
+                    model.lock().unwrap().look_alikes += 1;
+                }
                 Ok(a) => {
                     let body = expect(&a, 201, "enrollment");
                     let mut m = model.lock().unwrap();
@@ -535,7 +542,7 @@ async fn kill_9_during_changes_loses_nothing_and_does_nothing_twice() {
     let live = m.people.iter().filter(|p| !p.erased).count();
     println!(
         "crash test seed {seed}: {cycles} kills in {:.1} s; {} changes acknowledged (per cycle {:?}), \
-         {} cut by a kill and retried, {} of them enrollments cut before their commit; {} people enrolled, {} live, {} erased; \
+         {} cut by a kill and retried, {} of them enrollments cut before their commit; {} people enrolled, {} live, {} erased, {} look-alike palms refused; \
          {checked} acknowledged facts checked in the store",
         started.elapsed().as_secs_f64(),
         m.acknowledged,
@@ -545,6 +552,7 @@ async fn kill_9_during_changes_loses_nothing_and_does_nothing_twice() {
         m.people.len(),
         live,
         m.people.len() - live,
+        m.look_alikes,
     );
     assert!(m.acknowledged > cycles, "too few changes to mean anything");
 }
@@ -557,6 +565,7 @@ impl Model {
             acknowledged: self.acknowledged,
             lost_before_commit: self.lost_before_commit,
             retried: self.retried,
+            look_alikes: self.look_alikes,
         }
     }
 }
