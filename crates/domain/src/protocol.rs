@@ -247,7 +247,9 @@ impl SealedCapture {
     /// Check the timestamp against the service clock `now`.
     pub fn check_time(&self, now: i64) -> Result<(), CaptureError> {
         let skew = self.timestamp.saturating_sub(now);
-        if skew.abs() > MAX_CLOCK_SKEW_SECS {
+        // `unsigned_abs`: `abs` of a skew saturated at `i64::MIN` overflows (a panic with
+        // overflow checks, and without them a negative skew that passed the check).
+        if skew.unsigned_abs() > MAX_CLOCK_SKEW_SECS.unsigned_abs() {
             return Err(CaptureError::StaleTimestamp { skew_secs: skew });
         }
         Ok(())
@@ -412,6 +414,18 @@ mod tests {
             c.check_time(939),
             Err(CaptureError::StaleTimestamp { skew_secs: 61 })
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let (_, pk, dev) = setup();
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let c = SealedCapture::seal(&pk, &dev, "d", Purpose::Identify, ts, b"x").unwrap();
+            for now in [1_700_000_000, 0, -5, i64::MAX, i64::MIN] {
+                let far = (ts as i128 - now as i128).abs() > MAX_CLOCK_SKEW_SECS as i128;
+                assert_eq!(c.check_time(now).is_err(), far, "ts {ts} now {now}");
+            }
+        }
     }
 
     #[test]
