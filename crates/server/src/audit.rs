@@ -101,6 +101,12 @@ pub async fn layer(State(state): State<AppState>, mut req: Request, next: Next) 
         .map(|r| r.0.clone())
         .unwrap_or_default();
     let res = CURRENT.scope(slot.clone(), next.run(req)).await;
+    // A request turned away by a rate limit or by overload changed nothing and reached no
+    // one's data; logging each would let a flood amplify itself into the audit log (and its
+    // writer). They are counted, not recorded.
+    if matches!(res.status().as_u16(), 429 | 503) {
+        return res;
+    }
     let actor = slot.0.lock().map(|a| a.clone()).unwrap_or_default();
     let entry = AuditEntry {
         at: openpalm_domain::now_unix(),
