@@ -41,6 +41,17 @@ pub struct ConsentGivenView {
     pub site: String,
 }
 
+impl From<&ConsentRecord> for ConsentGivenView {
+    fn from(c: &ConsentRecord) -> Self {
+        ConsentGivenView {
+            text_version: c.text_version,
+            given_at: c.given_at,
+            device_id: c.device_id.clone(),
+            site: c.site.clone(),
+        }
+    }
+}
+
 /// One enrolled hand.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct HandEnrolled {
@@ -251,12 +262,7 @@ pub async fn enroll(
         person: PersonRef {
             pseudonymous_id: pseudonymous_id.clone(),
         },
-        consent: ConsentGivenView {
-            text_version: consent.text_version,
-            given_at: consent.given_at,
-            device_id: consent.device_id.clone(),
-            site: consent.site.clone(),
-        },
+        consent: ConsentGivenView::from(&consent),
         hands: per_hand
             .iter()
             .map(|(side, t, q)| HandEnrolled {

@@ -146,12 +146,7 @@ async fn run(
         person: PersonRef {
             pseudonymous_id: pseudonymous_id.clone(),
         },
-        consent: ConsentGivenView {
-            text_version: consent.text_version,
-            given_at: consent.given_at,
-            device_id: consent.device_id.clone(),
-            site: consent.site.clone(),
-        },
+        consent: ConsentGivenView::from(&consent),
         links: links.iter().map(link_view).collect(),
     };
     let w = idem.write(StatusCode::CREATED, &response);
