@@ -98,6 +98,8 @@ pub struct Inner {
     pub audit: tokio::sync::mpsc::UnboundedSender<crate::audit::AuditMsg>,
     /// The writer's end, taken when the service starts.
     pub audit_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::audit::AuditMsg>>>,
+    /// Prometheus metrics (`GET /metrics`), this service's own registry.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Inner {
@@ -290,5 +292,6 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         http,
         egress,
         limits: crate::limits::Limits::new(config_limits),
+        metrics: crate::metrics::Metrics::new(),
     }))
 }
