@@ -133,7 +133,7 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<AuditMsg>) {
     let mut head = match state.store.audit_head().await {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("openpalm-server: audit log: cannot read its head: {e}");
+            tracing::error!("openpalm-server: audit log: cannot read its head: {e}");
             return;
         }
     };
@@ -159,7 +159,7 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<AuditMsg>) {
         }
         if !records.is_empty() {
             if let Err(e) = state.store.append_audit(&records).await {
-                eprintln!(
+                tracing::error!(
                     "openpalm-server: audit log: {} records not written: {e}",
                     records.len()
                 );

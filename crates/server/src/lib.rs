@@ -23,11 +23,13 @@ pub mod idempotency;
 pub mod lifecycle;
 pub mod limits;
 pub mod matcher;
+pub mod metrics;
 pub mod pages;
 pub mod payments;
 pub mod problem;
 pub mod seed;
 pub mod state;
+pub mod telemetry;
 pub mod webhooks;
 
 pub use config::{Config, ConfigError, Overrides};
@@ -83,7 +85,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // Answers go out as soon as they are written (no Nagle delay on small responses).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
-            eprintln!("openpalm-server: TCP_NODELAY: {e}");
+            tracing::warn!("openpalm-server: TCP_NODELAY: {e}");
         }
     });
     let app = api::router(state.clone());

@@ -117,7 +117,7 @@ pub async fn run(state: AppState) {
     loop {
         tick.tick().await;
         if let Err(e) = run_once(&state).await {
-            eprintln!("openpalm-server: account lifecycle: {}", e.detail);
+            tracing::error!("openpalm-server: account lifecycle: {}", e.detail);
         }
     }
 }

@@ -208,12 +208,12 @@ pub async fn run(state: AppState) {
         tokio::select! {
             Some(intent) = callbacks.recv() => {
                 if let Err(e) = apply_callback(&state, &intent).await {
-                    eprintln!("openpalm-server: processor callback for {}: {}", intent.id, e.detail);
+                    tracing::warn!("openpalm-server: processor callback for {}: {}", intent.id, e.detail);
                 }
             }
             _ = tick.tick() => {
                 if let Err(e) = reconcile(&state).await {
-                    eprintln!("openpalm-server: payment reconciliation: {}", e.detail);
+                    tracing::error!("openpalm-server: payment reconciliation: {}", e.detail);
                 }
             }
         }

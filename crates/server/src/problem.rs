@@ -27,6 +27,10 @@ pub struct Problem {
     pub extra: Map<String, Value>,
 }
 
+/// On a 429 answer (response extension): the limit that refused it, for the metrics.
+#[derive(Debug, Clone)]
+pub struct LimitHit(pub String);
+
 /// An error answer.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -83,7 +87,7 @@ impl ApiError {
     }
     /// Internal failures: the detail goes to the log, not to the caller.
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
-        eprintln!("openpalm-server: internal error: {context}: {e}");
+        tracing::error!("openpalm-server: internal error: {context}: {e}");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -113,6 +117,11 @@ impl IntoResponse for ApiError {
         let mut r = (self.status, body).into_response();
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            if let Some(Value::String(limit)) = self.extra.get("limit") {
+                r.extensions_mut().insert(LimitHit(limit.clone()));
+            }
+        }
         if let Some(secs) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

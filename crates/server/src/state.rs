@@ -103,6 +103,8 @@ pub struct Inner {
     pub audit: tokio::sync::mpsc::UnboundedSender<crate::audit::AuditMsg>,
     /// The writer's end, taken when the service starts.
     pub audit_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::audit::AuditMsg>>>,
+    /// Prometheus metrics (`GET /metrics`), this service's own registry.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Inner {
@@ -258,7 +260,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             let (seq, id, environment, templates) = match r {
                 Ok(o) => o,
                 Err((person_id, reason)) => {
-                    eprintln!("openpalm-server: quarantined stored person {person_id}: {reason}");
+                    tracing::warn!(person = %person_id, %reason, "quarantined stored person");
                     quarantine.push(openpalm_store::Quarantined {
                         person_id,
                         reason,
@@ -268,7 +270,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
                 }
             };
             if let Err(e) = matcher.add(seq, templates) {
-                eprintln!("openpalm-server: quarantined stored person {id}: {e}");
+                tracing::warn!(person = %id, error = %e, "quarantined stored person");
                 quarantine.push(openpalm_store::Quarantined {
                     person_id: id,
                     reason: e.to_string(),
@@ -333,5 +335,6 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         limits: crate::limits::Limits::new(config_limits),
         quarantined,
         admission: Arc::new(tokio::sync::Semaphore::new(config_limits.max_concurrent_requests)),
+        metrics: crate::metrics::Metrics::new(),
     }))
 }

@@ -28,7 +28,7 @@ pub async fn run(state: AppState) {
             Ok(n) if n == BATCH as usize => Duration::ZERO,
             Ok(_) => poll,
             Err(e) => {
-                eprintln!("openpalm-server: webhook deliverer: {e}");
+                tracing::warn!("openpalm-server: webhook deliverer: {e}");
                 poll
             }
         };
@@ -61,13 +61,28 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, openpalm_store::Stor
         let st = state.clone();
         tasks.spawn(async move {
             let outcome = attempt(&st, &d).await;
+            match &outcome {
+                DeliveryOutcome::Retry { status, error, .. } => tracing::warn!(
+                    event_id = %d.event_id,
+                    endpoint_id = %d.endpoint_id,
+                    status = ?status,
+                    "openpalm-server: webhook delivery failed, retried later: {error}"
+                ),
+                DeliveryOutcome::GiveUp { status, error } => tracing::warn!(
+                    event_id = %d.event_id,
+                    endpoint_id = %d.endpoint_id,
+                    status = ?status,
+                    "openpalm-server: webhook delivery given up: {error}"
+                ),
+                DeliveryOutcome::Delivered { .. } => {}
+            }
             if let Err(e) = st
                 .store
                 .finish_webhook_delivery(&d.event_id, &d.endpoint_id, &outcome, now_unix())
                 .await
             {
                 // The lease runs out and the delivery is attempted again: at least once.
-                eprintln!(
+                tracing::warn!(
                     "openpalm-server: webhook deliverer: recording {}: {e}",
                     d.event_id
                 );

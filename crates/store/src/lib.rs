@@ -338,6 +338,10 @@ pub trait Store:
         outcome: &DeliveryOutcome,
         at: i64,
     ) -> Result<()>;
+    /// Deliveries still pending, due or not (the webhook backlog).
+    async fn pending_webhook_deliveries(&self) -> Result<u64>;
+    /// A trivial query: whether the database answers (readiness).
+    async fn ping(&self) -> Result<()>;
     /// Deliveries to one endpoint of this business, newest first.
     async fn webhook_deliveries(
         &self,
@@ -1297,6 +1301,19 @@ impl Store for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn pending_webhook_deliveries(&self) -> Result<u64> {
+        let n = self
+            .count("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'")
+            .await?;
+        u64::try_from(n).map_err(|e| corrupt("webhook_deliveries", e))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.count("SELECT COUNT(*) FROM (SELECT 1) AS one")
+            .await
+            .map(|_| ())
     }
 
     async fn due_webhook_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<DueDelivery>> {

@@ -136,6 +136,13 @@ async fn run_async(a: Args) -> Result<()> {
         },
     )
     .context("demo configuration")?;
+    // The demo's own lines (its URLs) stay readable: the service logs warnings and errors
+    // unless RUST_LOG asks for more; OPENPALM_LOG_FORMAT=json as for `openpalm serve`.
+    let log_format = std::env::var("OPENPALM_LOG_FORMAT")
+        .ok()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(config.log_format);
+    openpalm_server::telemetry::init_with_default(log_format, "warn");
     let running = openpalm_server::start(config)
         .await
         .context("cannot start the service")?;

@@ -30,6 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .context("invalid configuration")?;
+    openpalm_server::telemetry::init(config.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -109,6 +109,7 @@ pub async fn identify(
         outcome: None,
     };
     state.store.insert_match_log(&entry).await?;
+    state.metrics.decision("identification", decision.as_str());
     let person = match &person_id {
         Some(pid) => {
             let m = state

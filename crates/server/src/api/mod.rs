@@ -18,7 +18,7 @@ pub mod webhooks;
 
 use crate::problem::{for_status, ApiError, PROBLEM_JSON};
 use crate::state::AppState;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -128,6 +128,16 @@ fn table() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         (
             doc("get", "/v1/health", "health", Some(s::<public::Health>), "Liveness and gallery size", Public),
             get(public::health),
+        ),
+        (
+            doc(
+                "get",
+                "/v1/ready",
+                "ready", Some(s::<public::Ready>),
+                "Readiness: the database answers and the gallery is loaded (503 otherwise)",
+                Public,
+            ),
+            get(public::ready),
         ),
         (
             doc(
@@ -950,6 +960,7 @@ pub fn router(state: AppState) -> Router {
         crate::audit::layer,
     ))
     .merge(crate::pages::router())
+    .merge(crate::metrics::router())
     .fallback(|| async {
         ApiError::new(StatusCode::NOT_FOUND, "no_such_route", "no such route").into_response()
     })
@@ -958,7 +969,10 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         crate::admission::admit,
     ))
-    .layer(axum::middleware::from_fn(request_id_and_problems))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_id_and_problems,
+    ))
     .with_state(state)
 }
 
@@ -969,8 +983,12 @@ fn valid_request_id(v: &HeaderValue) -> bool {
 
 /// Every response gets `x-request-id` (the caller's if well-formed, else a new one); any
 /// error that is not already problem+json (wrong method, unreadable path or query) is
-/// turned into one.
-async fn request_id_and_problems(mut req: Request, next: Next) -> Response {
+/// turned into one. The request is handled in a `request` span (request ID, method, matched
+/// route), so every line logged meanwhile names it; a line at its end gives status and
+/// latency, and the metrics count it.
+async fn request_id_and_problems(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
     let id = req
         .headers()
         .get("x-request-id")
@@ -980,10 +998,21 @@ async fn request_id_and_problems(mut req: Request, next: Next) -> Response {
             HeaderValue::from_str(&openpalm_domain::ids::new_id("req"))
                 .unwrap_or(HeaderValue::from_static("req"))
         });
-    req.extensions_mut().insert(crate::audit::RequestId(
-        String::from_utf8_lossy(id.as_bytes()).to_string(),
-    ));
-    let mut res = next.run(req).await;
+    let request_id = String::from_utf8_lossy(id.as_bytes()).to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| crate::metrics::UNMATCHED.to_string());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+    );
+    req.extensions_mut().insert(crate::audit::RequestId(request_id));
+    let mut res = next.run(req).instrument(span.clone()).await;
     let status = res.status();
     let is_problem = res
         .headers()
@@ -997,6 +1026,21 @@ async fn request_id_and_problems(mut req: Request, next: Next) -> Response {
         }
     }
     res.headers_mut().insert("x-request-id", id);
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(&route, method.as_str(), status.as_u16(), elapsed.as_secs_f64());
+    if let Some(crate::problem::LimitHit(limit)) = res.extensions().get() {
+        state.metrics.rate_limited(limit);
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms, "request finished");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_ms, "request finished");
+        }
+    });
     res
 }
 

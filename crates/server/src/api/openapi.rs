@@ -121,7 +121,11 @@ fn errors(d: &RouteDoc) -> Vec<(u16, &'static str)> {
     }
     out.push((
         503,
-        "overloaded or over the request time limit; retry after `Retry-After` seconds",
+        if d.operation_id == "ready" {
+            "not ready: the database does not answer (`database_unavailable`) or the gallery is not loaded (`gallery_unavailable`)"
+        } else {
+            "overloaded or over the request time limit; retry after `Retry-After` seconds"
+        },
     ));
     out
 }

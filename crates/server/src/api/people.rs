@@ -362,9 +362,10 @@ pub async fn operator_erase(
     }
     let m = member(&state, &req.business_id, &req.pseudonymous_id).await?;
     let receipt = erase_everywhere(&state, &m.person_id, ErasureReason::Operator, None).await?;
-    eprintln!(
+    tracing::info!(
         "openpalm-server: operator erasure of {} at {} (verification: {v})",
-        req.pseudonymous_id, req.business_id
+        req.pseudonymous_id,
+        req.business_id
     );
     Ok(Json(OperatorErased {
         pseudonymous_id: req.pseudonymous_id,

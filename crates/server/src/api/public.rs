@@ -4,6 +4,7 @@
 use crate::problem::ApiError;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use openpalm_domain::model::ConsentText;
 use openpalm_domain::protocol::{HPKE_INFO, HPKE_SUITE, MAX_CLOCK_SKEW_SECS};
@@ -26,6 +27,22 @@ pub struct Health {
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Ok,
+}
+
+/// The service can take traffic: the database answers and the gallery is loaded.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Ready {
+    pub status: ReadyStatus,
+    /// Templates in the gallery.
+    pub templates: usize,
+    /// People in the gallery.
+    pub people: usize,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
 }
 
 /// The key readers seal captures to, and how.
@@ -58,6 +75,35 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         status: HealthStatus::Ok,
         templates,
         quarantined: state.quarantined,
+    }))
+}
+
+/// `GET /v1/ready`: readiness, apart from liveness (`/v1/health`): 503 `database_unavailable`
+/// when the database does not answer a trivial query, 503 `gallery_unavailable` when the
+/// in-memory gallery cannot be read.
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let unavailable = |code: &str, detail: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+    if let Err(e) = state.store.ping().await {
+        tracing::error!("openpalm-server: readiness: database: {e}");
+        return Err(unavailable(
+            "database_unavailable",
+            "the database does not answer",
+        ));
+    }
+    let templates = state
+        .matcher
+        .read()
+        .map(|m| m.len())
+        .map_err(|_| unavailable("gallery_unavailable", "the gallery is not loaded"))?;
+    let people = state
+        .directory
+        .read()
+        .map(|d| d.person_ids.len())
+        .map_err(|_| unavailable("gallery_unavailable", "the gallery is not loaded"))?;
+    Ok(Json(Ready {
+        status: ReadyStatus::Ready,
+        templates,
+        people,
     }))
 }
 

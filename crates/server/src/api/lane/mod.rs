@@ -473,9 +473,9 @@ pub async fn entry(
 ) -> Result<Json<PassageView>, ApiError> {
     let started = Instant::now();
     let caller = auth.require(Scope::Identify)?.clone();
-    Ok(Json(
-        gate_decision(&state, &caller, body.value, Direction::Entry, started).await?,
-    ))
+    let v = gate_decision(&state, &caller, body.value, Direction::Entry, started).await?;
+    state.metrics.decision("lane", v.decision.as_str());
+    Ok(Json(v))
 }
 
 /// `POST /v1/exits`: a palm at an exit gate (re-entry policies count on it).
@@ -486,7 +486,7 @@ pub async fn exit(
 ) -> Result<Json<PassageView>, ApiError> {
     let started = Instant::now();
     let caller = auth.require(Scope::Identify)?.clone();
-    Ok(Json(
-        gate_decision(&state, &caller, body.value, Direction::Exit, started).await?,
-    ))
+    let v = gate_decision(&state, &caller, body.value, Direction::Exit, started).await?;
+    state.metrics.decision("lane", v.decision.as_str());
+    Ok(Json(v))
 }

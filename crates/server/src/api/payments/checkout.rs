@@ -216,6 +216,17 @@ pub async fn palm(
     Path(id): Path<String>,
     body: ApiJson<PalmRequest>,
 ) -> Result<Json<CheckoutAnswer>, ApiError> {
+    let answer = palm_decision(State(state.clone()), auth, Path(id), body).await?;
+    state.metrics.decision("checkout", answer.0.outcome.as_str());
+    Ok(answer)
+}
+
+async fn palm_decision(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: ApiJson<PalmRequest>,
+) -> Result<Json<CheckoutAnswer>, ApiError> {
     let started = Instant::now();
     let caller = auth.require(Scope::Payments)?.clone();
     let p = own_payment(&state, &caller.business_id, &id).await?;

@@ -75,6 +75,19 @@ pub enum CheckoutOutcome {
     Ambiguous,
 }
 
+impl CheckoutOutcome {
+    /// As in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckoutOutcome::Approved => "approved",
+            CheckoutOutcome::Declined => "declined",
+            CheckoutOutcome::StepUpRequired => "step_up_required",
+            CheckoutOutcome::NotRecognised => "not_recognised",
+            CheckoutOutcome::Ambiguous => "ambiguous",
+        }
+    }
+}
+
 /// The step-up the checkout asks for.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct StepUpPrompt {
