@@ -38,20 +38,6 @@ impl Environment {
         }
     }
 
-    /// The environment a partition (a stored `business_id`) belongs to.
-    pub fn of_partition(partition: &str) -> Environment {
-        if partition.ends_with(LIVE_SUFFIX) {
-            Environment::Live
-        } else {
-            Environment::Test
-        }
-    }
-
-    /// The business a partition belongs to.
-    pub fn account_of(partition: &str) -> &str {
-        partition.strip_suffix(LIVE_SUFFIX).unwrap_or(partition)
-    }
-
     /// The matcher scope holding every enrolled person of this environment: what a
     /// duplicate check or a join searches, so that a test kiosk never finds a live person
     /// (nor the reverse).

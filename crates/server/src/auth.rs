@@ -94,22 +94,20 @@ async fn api_key_record(
     parts: &Parts,
     state: &AppState,
 ) -> Result<openpalm_domain::model::ApiKeyRecord, ApiError> {
-    {
-        let token = bearer(parts)?;
-        let unknown = || ApiError::unauthorized("invalid_api_key", "unknown, malformed or revoked API key");
-        if !apikey::looks_like_key(token) {
-            return Err(unknown());
-        }
-        let record = state
-            .store
-            .api_key_by_hash(&apikey::hash(token))
-            .await?
-            .ok_or_else(unknown)?;
-        if record.revoked_at.is_some() {
-            return Err(unknown());
-        }
-        Ok(record)
+    let token = bearer(parts)?;
+    let unknown = || ApiError::unauthorized("invalid_api_key", "unknown, malformed or revoked API key");
+    if !apikey::looks_like_key(token) {
+        return Err(unknown());
     }
+    let record = state
+        .store
+        .api_key_by_hash(&apikey::hash(token))
+        .await?
+        .ok_or_else(unknown)?;
+    if record.revoked_at.is_some() {
+        return Err(unknown());
+    }
+    Ok(record)
 }
 
 /// Constant-time comparison of the presented admin token with the configured one.

@@ -185,10 +185,6 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             l.shrink_to_fit();
         }
     }
-
-    fn len(&self) -> usize {
-        self.limiter.as_ref().map_or(0, |l| l.len())
-    }
 }
 
 /// The `429` problem for limit `name`, retry after `wait`.
@@ -214,7 +210,6 @@ pub struct Limits {
     failed_auth: Keyed<IpAddr>,
     /// Addresses whose failed-authentication allowance is spent, and until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
-    pub settings: LimitSettings,
 }
 
 /// What a capture request is for, as far as the limits go.
@@ -233,7 +228,6 @@ impl Limits {
             enroll: Keyed::new("enroll_per_kiosk", settings.enroll_per_kiosk),
             failed_auth: Keyed::new("failed_auth_per_address", settings.failed_auth_per_address),
             blocked: Mutex::new(HashMap::new()),
-            settings,
         }
     }
 
@@ -293,15 +287,6 @@ impl Limits {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, until| *until > now);
-    }
-
-    /// Keys held across all limiters (for `/metrics`).
-    pub fn tracked_keys(&self) -> usize {
-        self.api_key.len()
-            + self.device.len()
-            + self.identify.len()
-            + self.enroll.len()
-            + self.failed_auth.len()
     }
 }
 

@@ -49,26 +49,24 @@ impl FromRequestParts<AppState> for PersonAuth {
 
 /// The person and session hash behind a request's session token.
 async fn session(parts: &Parts, state: &AppState) -> Result<(String, String), ApiError> {
-    {
-        let token = bearer(parts)?;
-        let refused = || {
-            ApiError::unauthorized(
-                "invalid_session",
-                "unknown, expired or ended session: sign in again",
-            )
-        };
-        if !looks_like_session(token) {
-            return Err(refused());
-        }
-        let token_hash = state.keys.access_hash("session", token);
-        let s = state.store.session(&token_hash).await?.ok_or_else(refused)?;
-        if s.revoked_at.is_some() || state.clock_now() >= s.expires_at {
-            return Err(refused());
-        }
-        match state.store.person_record(&s.person_id).await? {
-            Some((_, true)) => Ok((s.person_id, token_hash)),
-            _ => Err(refused()),
-        }
+    let token = bearer(parts)?;
+    let refused = || {
+        ApiError::unauthorized(
+            "invalid_session",
+            "unknown, expired or ended session: sign in again",
+        )
+    };
+    if !looks_like_session(token) {
+        return Err(refused());
+    }
+    let token_hash = state.keys.access_hash("session", token);
+    let s = state.store.session(&token_hash).await?.ok_or_else(refused)?;
+    if s.revoked_at.is_some() || state.clock_now() >= s.expires_at {
+        return Err(refused());
+    }
+    match state.store.person_record(&s.person_id).await? {
+        Some((_, true)) => Ok((s.person_id, token_hash)),
+        _ => Err(refused()),
     }
 }
 
