@@ -20,6 +20,8 @@ pub mod roi;
 pub mod template;
 
 pub mod engine;
+pub mod fusion;
+pub mod tail;
 
 pub use capture::{decode, Capture, DecodeError};
 pub use engine::{Engine, EngineConfig, Extraction, InputKind, PreparedTemplate, Trace};

@@ -1,14 +1,23 @@
 //! Turning an [`EvalResult`] into the evaluation's files: `scores.csv`, `failures.csv`,
 //! `report.json` and `det.svg`.
 
+use crate::attempt::{AttemptConfig, AttemptReport};
 use crate::metrics::{self, ErrorRates, MetricsError, ScoreStats};
 use crate::run::{input_name, EvalResult, Timing};
+use crate::tail::TailFit;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The FMR targets reported, with their keys in `report.json`.
-pub const FMR_TARGETS: [(&str, f64); 3] = [("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4)];
+pub const FMR_TARGETS: [(&str, f64); 6] = [
+    ("1e-2", 1e-2),
+    ("1e-3", 1e-3),
+    ("1e-4", 1e-4),
+    ("1e-5", 1e-5),
+    ("1e-6", 1e-6),
+    ("1e-7", 1e-7),
+];
 
 /// Why the outputs could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +42,8 @@ pub enum ReportError {
     },
     #[error("metrics are undefined for this evaluation: {0}")]
     Metrics(#[from] MetricsError),
+    #[error("attempt protocol: {0}")]
+    Attempts(#[from] crate::attempt::AttemptError),
 }
 
 /// Settings that are not part of the run itself.
@@ -40,6 +51,22 @@ pub enum ReportError {
 pub struct ReportOptions {
     /// The engine's default decision threshold, at which FMR and FNMR are also reported.
     pub default_threshold: f32,
+    /// The engine's single-capture identification threshold, at which `fpir_expected` is
+    /// stated when no attempt protocol is run.
+    pub identification_threshold: f32,
+    /// The attempt protocol (`--enrol K --attempt M`) and the engine's attempt threshold.
+    pub attempts: Option<(AttemptConfig, f32)>,
+}
+
+impl ReportOptions {
+    /// The engine's thresholds, no attempt protocol.
+    pub fn engine_defaults() -> ReportOptions {
+        ReportOptions {
+            default_threshold: openpalm_engine::DEFAULT_THRESHOLD,
+            identification_threshold: openpalm_engine::IDENTIFICATION_THRESHOLD,
+            attempts: None,
+        }
+    }
 }
 
 /// Closed-set rank-1 details.
@@ -89,6 +116,22 @@ pub struct Report {
     pub rank1_detail: Option<Rank1Detail>,
     pub genuine_scores: ScoreStats,
     pub impostor_scores: ScoreStats,
+    /// The impostor tail fitted on single-capture scores (`null` with `tail_error` when there
+    /// are too few impostor pairs), with its check against the measured tail.
+    pub tail: Option<TailFit>,
+    pub tail_error: Option<String>,
+    /// Single captures: FNMR at the thresholds where the fitted tail reaches each FMR.
+    pub fnmr_at_fitted_fmr: BTreeMap<String, f64>,
+    /// What `fpir_expected` is about: `attempt` (the attempt protocol ran; its threshold and
+    /// fit) or `capture` (single captures at the identification threshold).
+    pub fpir_basis: &'static str,
+    /// The operating threshold of `fpir_expected`.
+    pub fpir_threshold: f32,
+    /// FPIR expected at `fpir_threshold` by the fitted tail, keyed by gallery size
+    /// (`"10000"`, `"100000"`, `"1000000"`, `"10000000"`); `null` without a fit.
+    pub fpir_expected: Option<BTreeMap<String, f64>>,
+    /// The attempt protocol's metrics (`null` unless `--enrol`/`--attempt` were given).
+    pub attempts: Option<AttemptReport>,
     /// One-core timings (`extract_ms_median`, `match_us_median`, ...), as top-level keys.
     #[serde(flatten)]
     pub timing: Timing,
@@ -96,7 +139,11 @@ pub struct Report {
 
 impl Report {
     /// Compute every metric. Fails when there are no genuine or no impostor pairs.
-    pub fn build(result: &EvalResult, options: &ReportOptions) -> Result<Report, MetricsError> {
+    pub fn build(
+        result: &EvalResult,
+        options: &ReportOptions,
+        attempts: Option<AttemptReport>,
+    ) -> Result<Report, MetricsError> {
         let genuine = result.genuine_scores();
         let impostor = result.impostor_scores();
         let rates = ErrorRates::new(&genuine, &impostor)?;
@@ -127,6 +174,24 @@ impl Report {
         }
         let stats = |s: &[f32]| metrics::score_stats(s).ok_or(MetricsError::NoGenuine);
         let t = &result.timing;
+        let (tail, tail_error) = match crate::tail::fit(&impostor) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let fnmr_at_fitted_fmr = tail
+            .iter()
+            .flat_map(|t| t.threshold_at_fitted_fmr.iter())
+            .map(|(k, &t)| (k.clone(), rates.fnmr(t)))
+            .collect();
+        let (fpir_basis, fpir_threshold, fpir_expected) = match &attempts {
+            Some(a) => ("attempt", a.threshold, a.fpir_expected.clone()),
+            None => (
+                "capture",
+                options.identification_threshold,
+                tail.as_ref()
+                    .map(|f| crate::tail::fpir_expected(&f.tail(), options.identification_threshold)),
+            ),
+        };
         Ok(Report {
             dataset: result.dataset.clone(),
             labels: result.labels.clone(),
@@ -156,6 +221,13 @@ impl Report {
             }),
             genuine_scores: stats(&genuine)?,
             impostor_scores: stats(&impostor)?,
+            tail,
+            tail_error,
+            fnmr_at_fitted_fmr,
+            fpir_basis,
+            fpir_threshold,
+            fpir_expected,
+            attempts,
             timing: t.clone(),
         })
     }
@@ -168,6 +240,8 @@ pub struct Outputs {
     pub failures: PathBuf,
     pub report: PathBuf,
     pub det: PathBuf,
+    /// `attempts.csv`, when the attempt protocol ran.
+    pub attempts: Option<PathBuf>,
 }
 
 fn csv_error(path: &Path) -> impl Fn(csv::Error) -> ReportError + '_ {
@@ -225,10 +299,20 @@ pub fn write_all(
         failures: out.join("failures.csv"),
         report: out.join("report.json"),
         det: out.join("det.svg"),
+        attempts: options.attempts.map(|_| out.join("attempts.csv")),
     };
     write_scores(&outputs.scores, result)?;
     write_failures(&outputs.failures, result)?;
-    let report = Report::build(result, options)?;
+    let attempts = match (options.attempts, &outputs.attempts) {
+        (Some((config, threshold)), Some(path)) => {
+            let protocol = crate::attempt::form(result, config)?;
+            let scores = crate::attempt::score(result, &protocol);
+            crate::attempt::write_csv(path, &protocol, &scores).map_err(csv_error(path))?;
+            Some(crate::attempt::report(&protocol, &scores, threshold)?)
+        }
+        _ => None,
+    };
+    let report = Report::build(result, options, attempts)?;
     let json = serde_json::to_string_pretty(&report).map_err(|source| ReportError::Json {
         path: outputs.report.clone(),
         source,

@@ -44,11 +44,15 @@ pub fn input_name(input: InputKind) -> &'static str {
 }
 
 /// A sample that produced a template (the templates themselves are dropped once scored).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Acquired {
     /// Path exactly as in the labels file.
     pub path: String,
     pub identity: String,
+    /// Acquisition session, as in the labels file.
+    pub session: Option<String>,
+    /// The template's capture quality in [0, 1].
+    pub quality: f32,
 }
 
 /// A sample that did not.
@@ -213,6 +217,8 @@ pub fn run(engine: &Engine, dataset: &Dataset, config: &RunConfig) -> EvalResult
                 acquired.push(Acquired {
                     path: sample.path.clone(),
                     identity: sample.identity.clone(),
+                    session: sample.session.clone(),
+                    quality: template.quality,
                 });
                 templates.push(template);
             }

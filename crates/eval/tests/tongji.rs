@@ -31,6 +31,8 @@ fn tongji_roi_dev_contract() {
         &result,
         &ReportOptions {
             default_threshold: 0.5,
+            identification_threshold: 0.6,
+            attempts: None,
         },
     )
     .expect("metrics defined on tongji");
