@@ -6,9 +6,11 @@
 //! keeps its best score (the best-aligned pair); the worst third of the frames is set aside
 //! ([`kept_frames`]: of 3 frames the best 2 count) and the attempt's score is the
 //! quality-weighted mean of the rest. Averaging is what a burst buys: one badly aligned or
-//! blurred frame no longer decides the attempt (on the tuning half of `tongji-600-dev`, keeping
-//! the best 2 of 3 frames instead of all 3 took the FNMR at a fitted FMR of 1e-8 from 2.4% to
-//! 1.8%). It does not make two unrelated palms less alike (an impostor's
+//! blurred frame no longer decides the attempt. Whether to set the worst frame aside is not
+//! settled by the data: `openpalm eval --enrol 3 --attempt 3` on `tongji-600-dev` gives an FNMR
+//! at the fitted FMR 1e-8 of 2.67% with all 3 frames and 3.78% with the best 2 on the tuning half
+//! (tongji000-149), 1.11% and 0.00% on the other half. Fusion does not make two unrelated palms
+//! less alike (an impostor's
 //! frames are as correlated as the two palms are), which is why the cohort step follows.
 //!
 //! Cohort normalisation: some palms score above the crowd against everybody (a probe with
@@ -19,14 +21,17 @@
 //! on the raw score's scale; a mean taken over fewer than [`MIN_COHORT`] others is not trusted
 //! and counts as the reference (no correction).
 
-/// Typical mean fused score of an attempt against unrelated people (impostor mean of
-/// `openpalm eval --enrol 3 --attempt 3` on the tuning half of `tongji-600-dev`, 0.176).
+/// Typical mean fused score of an attempt against unrelated people: the impostor mean of the
+/// raw fused score (all frames averaged) on the tuning half of `tongji-600-dev`, `--enrol 3
+/// --attempt 3`, 0.176. With the best 2 of 3 frames the same mean is 0.183 (`raw_score` in
+/// `attempts.csv`).
 pub const COHORT_REFERENCE_MEAN: f32 = 0.176;
 
 /// Decision threshold on the cohort-normalised attempt score: where the impostor tail fitted on
 /// the tuning half of `tongji-600-dev` (`openpalm eval --enrol 3 --attempt 3`, identities
-/// tongji000-149) reaches FMR 1e-8 (0.5149 there; 0.4798 on the other half, 0.4871 on the whole
-/// set, whose fits state FMR 1e-10 and 2e-9 at this threshold).
+/// tongji000-149) reaches FMR 1e-8 (0.5149 there, 0.4798 on the other half, 0.4870 on the whole
+/// set). At 0.515 the fits state FMR 9.9e-9, 1.6e-10 and 4.2e-10, with FNMR 3.78%, 1.11% and
+/// 2.56%.
 pub const ATTEMPT_THRESHOLD: f32 = 0.515;
 
 /// Fewest other people a cohort mean must be taken over to be used.

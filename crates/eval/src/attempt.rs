@@ -236,24 +236,8 @@ pub fn report(
     let genuine: Vec<f32> = scores.iter().filter(|s| s.genuine).map(|s| s.score).collect();
     let impostor: Vec<f32> = scores.iter().filter(|s| !s.genuine).map(|s| s.score).collect();
     let rates = ErrorRates::new(&genuine, &impostor)?;
-    let mut fnmr_at_fmr = BTreeMap::new();
-    let mut threshold_at_fmr = BTreeMap::new();
-    for (key, target) in crate::report::FMR_TARGETS {
-        if target * impostor.len() as f64 >= 1.0 {
-            let at = rates.fnmr_at_fmr(target)?;
-            fnmr_at_fmr.insert(key.to_string(), at.fnmr);
-            threshold_at_fmr.insert(key.to_string(), at.threshold);
-        }
-    }
-    let (tail, tail_error) = match crate::tail::fit(&impostor) {
-        Ok(t) => (Some(t), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let fnmr_at_fitted_fmr = tail
-        .iter()
-        .flat_map(|t| t.threshold_at_fitted_fmr.iter())
-        .map(|(k, &t)| (k.clone(), rates.fnmr(t)))
-        .collect();
+    let (fnmr_at_fmr, threshold_at_fmr) = crate::report::at_fmr_targets(&rates, true)?;
+    let (tail, tail_error, fnmr_at_fitted_fmr) = crate::report::fitted_tail(&rates);
     let with_attempts: std::collections::BTreeSet<&str> =
         protocol.attempts.iter().map(|a| a.identity.as_str()).collect();
     Ok(AttemptReport {

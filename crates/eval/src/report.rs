@@ -148,13 +148,7 @@ impl Report {
         let impostor = result.impostor_scores();
         let rates = ErrorRates::new(&genuine, &impostor)?;
         let eer = rates.eer();
-        let mut fnmr_at_fmr = BTreeMap::new();
-        let mut threshold_at_fmr = BTreeMap::new();
-        for (key, target) in FMR_TARGETS {
-            let at = rates.fnmr_at_fmr(target)?;
-            fnmr_at_fmr.insert(key.to_string(), at.fnmr);
-            threshold_at_fmr.insert(key.to_string(), at.threshold);
-        }
+        let (fnmr_at_fmr, threshold_at_fmr) = at_fmr_targets(&rates, false)?;
         let at_default = rates.at_threshold(options.default_threshold);
 
         let labelled: Vec<(&str, &str)> = result
@@ -174,15 +168,7 @@ impl Report {
         }
         let stats = |s: &[f32]| metrics::score_stats(s).ok_or(MetricsError::NoGenuine);
         let t = &result.timing;
-        let (tail, tail_error) = match crate::tail::fit(&impostor) {
-            Ok(t) => (Some(t), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        let fnmr_at_fitted_fmr = tail
-            .iter()
-            .flat_map(|t| t.threshold_at_fitted_fmr.iter())
-            .map(|(k, &t)| (k.clone(), rates.fnmr(t)))
-            .collect();
+        let (tail, tail_error, fnmr_at_fitted_fmr) = fitted_tail(&rates);
         let (fpir_basis, fpir_threshold, fpir_expected) = match &attempts {
             Some(a) => ("attempt", a.threshold, a.fpir_expected.clone()),
             None => (
@@ -230,6 +216,41 @@ impl Report {
             attempts,
             timing: t.clone(),
         })
+    }
+}
+
+/// FNMR and threshold at FMR targets, each keyed like [`FMR_TARGETS`].
+pub(crate) type AtTargets = (BTreeMap<String, f64>, BTreeMap<String, f32>);
+
+/// FNMR and threshold at each of [`FMR_TARGETS`], keyed like them; with `measurable_only`,
+/// only the targets that admit at least one impostor score.
+pub(crate) fn at_fmr_targets(rates: &ErrorRates, measurable_only: bool) -> Result<AtTargets, MetricsError> {
+    let mut fnmr = BTreeMap::new();
+    let mut threshold = BTreeMap::new();
+    for (key, target) in FMR_TARGETS {
+        if measurable_only && target * (rates.impostor_count() as f64) < 1.0 {
+            continue;
+        }
+        let at = rates.fnmr_at_fmr(target)?;
+        fnmr.insert(key.to_string(), at.fnmr);
+        threshold.insert(key.to_string(), at.threshold);
+    }
+    Ok((fnmr, threshold))
+}
+
+/// The impostor tail fitted on `rates` (or why there is none), with the FNMR at each of its
+/// fitted thresholds.
+pub(crate) fn fitted_tail(rates: &ErrorRates) -> (Option<TailFit>, Option<String>, BTreeMap<String, f64>) {
+    match crate::tail::fit(rates) {
+        Ok(t) => {
+            let fnmr = t
+                .threshold_at_fitted_fmr
+                .iter()
+                .map(|(k, &th)| (k.clone(), rates.fnmr(th)))
+                .collect();
+            (Some(t), None, fnmr)
+        }
+        Err(e) => (None, Some(e.to_string()), BTreeMap::new()),
     }
 }
 

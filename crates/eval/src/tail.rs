@@ -10,6 +10,7 @@
 //! the ratio stays within a factor of 2 at every decade backed by [`MIN_COUNT_CHECK`] or more
 //! impostor scores.
 
+use crate::metrics::ErrorRates;
 use openpalm_engine::tail::BinomialTail;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -46,8 +47,8 @@ pub enum TailError {
 pub struct CheckPoint {
     /// The decade (target FMR).
     pub level: f64,
-    /// The threshold: the smallest impostor score with at most `level` of impostors at or
-    /// above it.
+    /// The threshold: the smallest observed score with at most `level` of impostors at or
+    /// above it (as in `fnmr_at_fmr`).
     pub threshold: f32,
     /// Impostor scores at or above the threshold.
     pub count: usize,
@@ -87,29 +88,6 @@ impl TailFit {
     }
 }
 
-/// Measured FMR at `t` (fraction of `sorted` impostor scores `>= t`) and the count.
-fn measured(sorted: &[f32], t: f32) -> (usize, f64) {
-    let count = sorted.len() - sorted.partition_point(|&s| s < t);
-    (count, count as f64 / sorted.len() as f64)
-}
-
-/// The smallest observed impostor score with at most `level` of the impostors at or above it
-/// (the next float above the top score when `level` admits none).
-fn threshold_at_level(sorted: &[f32], level: f64) -> f32 {
-    let n = sorted.len();
-    let k = (level * n as f64 * (1.0 + 1e-12)).floor() as usize;
-    if k >= n {
-        return sorted[0];
-    }
-    let s = sorted[n - 1 - k];
-    // Strictly above s, so that ties at s are excluded.
-    let next = sorted.partition_point(|&x| x <= s);
-    sorted
-        .get(next)
-        .copied()
-        .unwrap_or_else(|| f32::from_bits(s.to_bits() + 1))
-}
-
 /// Minimise `f` over [lo, hi] by golden-section search (f unimodal there).
 fn golden(lo: f64, hi: f64, iters: usize, f: impl Fn(f64) -> f64) -> f64 {
     let r = (5f64.sqrt() - 1.0) / 2.0;
@@ -135,26 +113,22 @@ fn golden(lo: f64, hi: f64, iters: usize, f: impl Fn(f64) -> f64) -> f64 {
     0.5 * (a + b)
 }
 
-/// Fit the binomial tail on `impostor` scores (any order).
-pub fn fit(impostor: &[f32]) -> Result<TailFit, TailError> {
+/// Fit the binomial tail on the impostor scores of `rates` (already sorted there). Thresholds
+/// and measured rates are [`ErrorRates::fnmr_at_fmr`]'s and [`ErrorRates::fmr`]'s, so the fit
+/// and the check use the same operating points as the rest of the report.
+pub fn fit(rates: &ErrorRates) -> Result<TailFit, TailError> {
+    let n = rates.impostor_count();
     let need = (MIN_COUNT_FIT as f64 / FIT_FROM).ceil() as usize;
-    if impostor.len() < need {
-        return Err(TailError::TooFew {
-            got: impostor.len(),
-            need,
-        });
+    if n < need {
+        return Err(TailError::TooFew { got: n, need });
     }
-    let mut sorted = impostor.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let n = sorted.len();
+    // Levels are in (0, 1], so `fnmr_at_fmr` cannot refuse them.
+    let at = |level: f64| rates.fnmr_at_fmr(level).ok();
     let lowest = MIN_COUNT_FIT as f64 / n as f64;
     let (l0, l1) = (FIT_FROM.log10(), lowest.log10());
     let mut points: Vec<(f32, f64)> = (0..FIT_POINTS)
-        .map(|i| {
-            let level = 10f64.powf(l0 + (l1 - l0) * i as f64 / (FIT_POINTS - 1) as f64);
-            let t = threshold_at_level(&sorted, level);
-            (t, measured(&sorted, t).1)
-        })
+        .filter_map(|i| at(10f64.powf(l0 + (l1 - l0) * i as f64 / (FIT_POINTS - 1) as f64)))
+        .map(|a| (a.threshold, a.fmr))
         .filter(|&(_, m)| m > 0.0)
         .collect();
     points.dedup_by(|a, b| a.0 == b.0);
@@ -192,20 +166,18 @@ pub fn fit(impostor: &[f32]) -> Result<TailFit, TailError> {
     let rms = (loss(ln_dof, p) / points.len() as f64).sqrt();
 
     let mut check = Vec::new();
-    let mut level = 1e-1;
-    while level * n as f64 >= 1.0 {
-        let t = threshold_at_level(&sorted, level);
-        let (count, m) = measured(&sorted, t);
-        let f = tail.fmr(t);
-        check.push(CheckPoint {
-            level,
-            threshold: t,
-            count,
-            measured_fmr: m,
-            fitted_fmr: f,
-            ratio: if m > 0.0 { f / m } else { f64::INFINITY },
-        });
-        level /= 10.0;
+    for level in (1..).map(|k| 10f64.powi(-k)).take_while(|l| l * n as f64 >= 1.0) {
+        if let Some(a) = at(level) {
+            let (m, f) = (a.fmr, tail.fmr(a.threshold));
+            check.push(CheckPoint {
+                level,
+                threshold: a.threshold,
+                count: (m * n as f64).round() as usize,
+                measured_fmr: m,
+                fitted_fmr: f,
+                ratio: if m > 0.0 { f / m } else { f64::INFINITY },
+            });
+        }
     }
     let max_ratio_measured = check
         .iter()
@@ -270,7 +242,7 @@ mod tests {
             }
             emitted = upto;
         }
-        let fit = fit(&scores).unwrap();
+        let fit = fit(&ErrorRates::new(&[1.0], &scores).unwrap()).unwrap();
         assert!((fit.p - 0.58).abs() < 0.03, "p {}", fit.p);
         assert!((fit.dof / 220.0 - 1.0).abs() < 0.25, "dof {}", fit.dof);
         assert!(fit.max_ratio_measured < 2.0, "{:?}", fit.check);
@@ -279,10 +251,8 @@ mod tests {
 
     #[test]
     fn refuses_too_few_scores() {
-        assert!(matches!(
-            fit(&[0.1; 100]),
-            Err(TailError::TooFew { got: 100, .. })
-        ));
+        let rates = ErrorRates::new(&[1.0], &[0.1; 100]).unwrap();
+        assert!(matches!(fit(&rates), Err(TailError::TooFew { got: 100, .. })));
     }
 
     #[test]
